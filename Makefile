@@ -1,0 +1,62 @@
+# torrentfs — see README.md. `make run` and `make test` work on a fresh Debian machine
+# with only Swift installed: both install what is missing first.
+
+SWIFT ?= swift
+PREFIX ?= /usr/local
+# Debian's python3 has python3-libtorrent; a pyenv or venv python3 earlier on PATH does not.
+PYTHON ?= /usr/bin/python3
+DEBUG_BIN := .build/debug/torrentfs
+RELEASE_BIN := .build/release/torrentfs
+
+# System packages: FUSE (build and mount), and the independent peers and tools that tests
+# and benchmarks compare against.
+APT_PACKAGES := libfuse3-dev fuse3 pkg-config python3 python3-pytest python3-libtorrent \
+	opentracker aria2 transmission-cli mktorrent openssl bc
+
+.PHONY: all deps build release test test-unit test-interop fuzz bench install uninstall run clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	else echo "System packages: all present"; fi
+	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is required (https://swift.org/install)"; exit 1; }
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release
+
+test: deps test-unit test-interop
+
+test-unit:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test-interop: build
+	TORRENTFS_BIN=$(CURDIR)/$(DEBUG_BIN) timeout 1200 $(PYTHON) -m pytest -q -p no:cacheprovider Tests/interop
+
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/fuzz.sh
+
+bench: deps release
+	scripts/bench-create.sh $(RELEASE_BIN)
+
+install: release
+	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/torrentfs
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/torrentfs
+
+run: deps build
+	scripts/demo.sh $(DEBUG_BIN)
+
+clean:
+	rm -rf .build .build-fuzz fuzz-artifacts
