@@ -14,7 +14,7 @@ public func fuzzMetainfo(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     if offset != metainfo.info.totalLength { fatalError("file lengths do not add up") }
-    let visible = metainfo.info.visibleFiles.map(\.path)
+    let visible = metainfo.info.visibleFiles.map { $0.path.map { Array($0.utf8) } }
     if Set(visible).count != visible.count { fatalError("duplicate paths survived") }
     guard (try? Metainfo(infoBytes: metainfo.infoBytes, expected: metainfo.infoHash)) != nil else {
         fatalError("info bytes of a parsed torrent do not parse again")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds each libFuzzer target (the BitTorrent codec sources compiled with
 # -sanitize=fuzzer,address) and runs it for a bounded time. A crash leaves its input in
-# fuzz-artifacts/; copy it into Tests/BitTorrentTests/Fixtures/crashers/ as a regression test.
+# fuzz-artifacts/; copy it into Fuzz/crashers/KIND/ and `swift test` replays it (FuzzRegressionTests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
@@ -11,8 +11,11 @@ status=0
 for target in Bencode Metainfo Magnet; do
     lower=$(echo "$target" | tr 'A-Z' 'a-z')
     echo "== fuzz $lower: building"
-    swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name "Fuzz$target" \
-        Sources/BitTorrent/*.swift "Fuzz/Fuzz$target.swift" -o "$out/fuzz-$lower"
+    if ! swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name "Fuzz$target" \
+        Sources/BitTorrent/*.swift "Fuzz/Fuzz$target.swift" -o "$out/fuzz-$lower" > "$out/build-$lower.log" 2>&1; then
+        grep -v "ld.gold: warning" "$out/build-$lower.log"
+        exit 1
+    fi
     work="$out/corpus-$lower"
     mkdir -p "$work"
     cp -n Fuzz/corpus/"$lower"/* "$work"/ 2>/dev/null || true

@@ -132,6 +132,8 @@ public struct MagnetLink: Hashable, Sendable {
                 throw MagnetError(.parameterTooLong(name: key, length: rawValue.utf8.count,
                                                     limit: MagnetLink.maxParameterLength))
             }
+            // Unknown parameters are ignored (only their size is checked).
+            guard ["xt", "dn", "tr", "ws", "x.pe", "so", "xl"].contains(key) else { continue }
             guard let value = MagnetLink.percentDecode(rawValue, plusIsSpace: key == "dn") else {
                 throw MagnetError(.invalidPercentEncoding(name: key))
             }
@@ -140,7 +142,8 @@ public struct MagnetLink: Hashable, Sendable {
                 let prefix = "urn:btih:"
                 guard value.lowercased().hasPrefix(prefix) else { continue }  // btmh (v2) and others
                 let hashText = String(value.dropFirst(prefix.count))
-                guard let hash = InfoHash(string: hashText), !hashText.contains(" ") else {
+                guard hashText.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }),
+                      let hash = InfoHash(string: hashText) else {
                     throw MagnetError(.invalidInfoHash(hashText))
                 }
                 if infoHash == nil { infoHash = hash }

@@ -44,7 +44,9 @@ public enum PathSanitizer {
         return name
     }
 
-    /// Cuts a name to `maxNameBytes` on a character boundary, keeping a short extension.
+    /// Cuts a name to `maxNameBytes` on a scalar boundary, keeping a short extension. Cutting
+    /// by scalar, not by character, means one huge grapheme cluster cannot swallow the name;
+    /// a result that is empty, `.` or `..` becomes `_`.
     static func shorten(_ name: String) -> String {
         var stem = name
         var suffix = ""
@@ -56,12 +58,16 @@ public enum PathSanitizer {
             }
         }
         let budget = maxNameBytes - suffix.utf8.count
-        var kept = ""
-        for character in stem {
-            if kept.utf8.count + String(character).utf8.count > budget { break }
-            kept.append(character)
+        var kept = String.UnicodeScalarView()
+        var used = 0
+        for scalar in stem.unicodeScalars {
+            let size = String(scalar).utf8.count
+            if used + size > budget { break }
+            kept.append(scalar)
+            used += size
         }
-        return kept + suffix
+        let result = String(kept) + suffix
+        return result.isEmpty || result == "." || result == ".." ? emptyReplacement : result
     }
 
     /// A whole path: dropped elements removed; an empty result becomes `_`.
@@ -81,32 +87,34 @@ public enum PathSanitizer {
     /// Makes every path unique and keeps files and folders from sharing a name: a file
     /// that collides with an earlier file or folder, or a folder that collides with an
     /// earlier file, is renamed `name.1.ext`, `name.2.ext`, … Order decides who keeps a name.
+    /// Names compare as bytes, as Linux does: `café` in NFC and in NFD are different names
+    /// (Swift's `String` equality would call them equal).
     public static func deduplicate(_ paths: [[String]]) -> [[String]] {
-        var files = Set<[String]>()
-        var folders = Set<[String]>()
+        func key(_ path: ArraySlice<String>) -> [[UInt8]] { path.map { Array($0.utf8) } }
+        var files = Set<[[UInt8]]>()
+        var folders = Set<[[UInt8]]>()
         var result: [[String]] = []
         result.reserveCapacity(paths.count)
         for original in paths {
             var path = original
             for depth in 0..<(path.count - 1) {
-                var prefix = Array(path[...depth])
-                if files.contains(prefix) {
+                if files.contains(key(path[...depth])) {
+                    let name = path[depth]
                     var n = 1
                     repeat {
-                        prefix[depth] = alternative(path[depth], n)
+                        path[depth] = alternative(name, n)
                         n += 1
-                    } while files.contains(prefix)
-                    path[depth] = prefix[depth]
+                    } while files.contains(key(path[...depth]))
                 }
-                folders.insert(prefix)
+                folders.insert(key(path[...depth]))
             }
             let name = path[path.count - 1]
             var n = 1
-            while files.contains(path) || folders.contains(path) {
+            while files.contains(key(path[...])) || folders.contains(key(path[...])) {
                 path[path.count - 1] = alternative(name, n)
                 n += 1
             }
-            files.insert(path)
+            files.insert(key(path[...]))
             result.append(path)
         }
         return result

@@ -11,7 +11,8 @@ public enum TorrentBuilder {
 
     /// A power of two giving about 1000–2000 pieces, clamped to 16 KiB…16 MiB.
     public static func automaticPieceLength(totalLength: Int64) -> Int {
-        let wanted = (totalLength + targetPieceCount - 1) / targetPieceCount
+        let (quotient, remainder) = totalLength.quotientAndRemainder(dividingBy: targetPieceCount)
+        let wanted = quotient + (remainder > 0 ? 1 : 0)
         var length = minAutomaticPieceLength
         while Int64(length) < wanted && length < maxAutomaticPieceLength { length *= 2 }
         return length

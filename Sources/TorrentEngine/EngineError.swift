@@ -20,7 +20,7 @@ public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
         case .emptyContent(let path): return "\(path): no data to share (total size is 0)"
         case .fileChanged(let path): return "\(path): file changed while it was being read"
         case .invalidPieceLength(let length):
-            return "invalid piece length \(length): must be a positive multiple of 16 KiB"
+            return "invalid piece length \(length): must be a positive multiple of 16 KiB, at most 256 MiB"
         }
     }
 }

@@ -24,7 +24,8 @@ public enum TorrentCreator {
         let total = content.files.reduce(Int64(0)) { $0 + $1.length }
         guard total > 0 else { throw EngineError.emptyContent(path: path) }
         let pieceLength = pieceLength ?? TorrentBuilder.automaticPieceLength(totalLength: total)
-        guard pieceLength > 0, pieceLength % Lengths.blockSize == 0 else {
+        guard pieceLength > 0, pieceLength % Lengths.blockSize == 0,
+              Int64(pieceLength) <= InfoDictionary.maxPieceLength else {
             throw EngineError.invalidPieceLength(pieceLength)
         }
         let hashes = try hashPieces(content, totalLength: total, pieceLength: pieceLength, threads: threads)
