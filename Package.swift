@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "torrentfs",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "torrentfs", targets: ["torrentfs"]),
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
@@ -12,6 +12,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Codecs: pure values, Foundation only (the SHA-1 it needs for info hashes is its own).
@@ -21,7 +24,12 @@ let package = Package(
             dependencies: [
                 "BitTorrent",
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            exclude: ["Picker/NOTES.md"]
         ),
         .executableTarget(
             name: "torrentfs",
@@ -29,6 +37,7 @@ let package = Package(
                 "BitTorrent",
                 "TorrentEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent"]),

@@ -12,6 +12,8 @@ public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     case fileChanged(path: String)
     /// A piece length the caller gave is unusable.
     case invalidPieceLength(Int)
+    /// No listening socket could be opened.
+    case listenFailed(String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(operation) \(path): \(String(cString: strerror(code)))"
         case .emptyContent(let path): return "\(path): no data to share (total size is 0)"
         case .fileChanged(let path): return "\(path): file changed while it was being read"
+        case .listenFailed(let why): return "cannot listen: \(why)"
         case .invalidPieceLength(let length):
             return "invalid piece length \(length): must be a positive multiple of 16 KiB, at most 256 MiB"
         }

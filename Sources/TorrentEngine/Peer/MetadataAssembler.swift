@@ -1,0 +1,74 @@
+import BitTorrent
+
+/// Collects a magnet link's info dictionary from peers with ut_metadata (BEP 9), checks it
+/// against the info hash, and remembers who sent what so liars can be penalized.
+public struct MetadataAssembler: Sendable {
+    public let infoHash: InfoHash
+    public private(set) var totalSize: Int?
+    private var pieces: [[UInt8]?] = []
+    private var requestedAt: [Int64?] = []
+    private var sources: [Int: Int] = [:]  // piece → peer key
+    /// A piece request unanswered this long may go to another peer.
+    public static let requestTimeout: Int64 = 10_000_000_000
+
+    public init(infoHash: InfoHash) { self.infoHash = infoHash }
+
+    /// A peer announced `metadata_size`. The first plausible size wins; a peer announcing
+    /// another size is not asked.
+    public mutating func sizeAnnounced(_ size: Int) -> Bool {
+        guard size > 0, size <= MetadataMessage.maxMetadataSize else { return false }
+        if let totalSize { return totalSize == size }
+        totalSize = size
+        let count = (size + MetadataMessage.pieceSize - 1) / MetadataMessage.pieceSize
+        pieces = [[UInt8]?](repeating: nil, count: count)
+        requestedAt = [Int64?](repeating: nil, count: count)
+        return true
+    }
+
+    /// The next metadata piece to request, if any is missing and not recently requested.
+    public mutating func nextRequest(now: Int64) -> Int? {
+        for index in pieces.indices where pieces[index] == nil {
+            if let at = requestedAt[index], now - at < MetadataAssembler.requestTimeout { continue }
+            requestedAt[index] = now
+            return index
+        }
+        return nil
+    }
+
+    public enum Outcome: Equatable, Sendable {
+        case incomplete
+        /// Rejected piece data (wrong size, index out of range): penalize the peer.
+        case invalid
+        case complete(Metainfo)
+        /// All pieces arrived but do not hash to the info hash: these peers sent data.
+        case hashMismatch(peers: [Int])
+    }
+
+    public mutating func received(piece: Int, totalSize: Int, data: [UInt8], from peer: Int) -> Outcome {
+        guard let expected = self.totalSize, totalSize == expected, piece >= 0, piece < pieces.count else {
+            return .invalid
+        }
+        let pieceLength = piece == pieces.count - 1 ? expected - piece * MetadataMessage.pieceSize : MetadataMessage.pieceSize
+        guard data.count == pieceLength else { return .invalid }
+        pieces[piece] = data
+        sources[piece] = peer
+        guard pieces.allSatisfy({ $0 != nil }) else { return .incomplete }
+        let bytes = pieces.flatMap { $0! }
+        if let metainfo = try? Metainfo(infoBytes: bytes, expected: infoHash) {
+            return .complete(metainfo)
+        }
+        let liars = Array(Set(sources.values)).sorted()
+        reset()
+        return .hashMismatch(peers: liars)
+    }
+
+    /// A peer rejected a request: let another peer have it at once.
+    public mutating func rejected(piece: Int) {
+        if piece >= 0 && piece < requestedAt.count { requestedAt[piece] = nil }
+    }
+
+    private mutating func reset() {
+        for index in pieces.indices { pieces[index] = nil; requestedAt[index] = nil }
+        sources = [:]
+    }
+}

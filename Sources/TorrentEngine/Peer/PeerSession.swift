@@ -1,0 +1,318 @@
+import BitTorrent
+
+/// Why we close a peer connection.
+public enum DisconnectReason: Hashable, Sendable, CustomStringConvertible {
+    case protocolViolation(String)
+    case handshakeTimeout
+    case idleTimeout
+    case wrongInfoHash
+    case connectedToSelf
+    case duplicate
+    case banned
+    case notUseful
+    case shutdown
+    case connectionFailed(String)
+
+    public var description: String {
+        switch self {
+        case .protocolViolation(let what): return "protocol violation: \(what)"
+        case .handshakeTimeout: return "handshake timed out"
+        case .idleTimeout: return "idle for too long"
+        case .wrongInfoHash: return "wrong info hash"
+        case .connectedToSelf: return "connected to ourselves"
+        case .duplicate: return "duplicate connection"
+        case .banned: return "banned"
+        case .notUseful: return "neither side interested"
+        case .shutdown: return "shutting down"
+        case .connectionFailed(let why): return "connection failed: \(why)"
+        }
+    }
+}
+
+/// What a peer's message means for the torrent.
+public enum PeerEvent: Hashable, Sendable {
+    /// The peer's pieces became known (bitfield, have all, have none) or, for a magnet,
+    /// became checkable once metadata arrived.
+    case bitfield(Bitfield)
+    case have(PieceIndex)
+    case block(BlockRange, [UInt8])
+    /// Our outstanding requests that will not be answered (choke, reject, timeout).
+    case requestsDropped([BlockRange])
+    /// The peer asks for a block we should send (already checked: we have it, they may ask).
+    case uploadRequested(BlockRange)
+    case unchoked
+    case choked
+    case interestChanged(Bool)
+    case extensionHandshake(ExtensionHandshake)
+    case metadata(MetadataMessage)
+    case pex(PEXMessage)
+    case suggest(PieceIndex)
+    case send(PeerMessage)
+    case disconnect(DisconnectReason)
+}
+
+/// The BEP 3/6/10 rules of one connection after the handshake, as a value: messages in,
+/// events out. No sockets, no clock: `now` is nanoseconds on a monotonic scale.
+public struct PeerSession: Sendable {
+    /// Most requests a peer may have queued with us (RELIABILITY: ~500).
+    public static let maxIncomingRequests = 500
+    /// A request unanswered this long is given up and re-requested elsewhere.
+    public static let requestTimeout: Int64 = 30_000_000_000
+    /// Disconnect after this long without any message (RELIABILITY: ~120 s).
+    public static let idleTimeout: Int64 = 120_000_000_000
+    /// Send a keep-alive after this long without sending.
+    public static let keepAliveInterval: Int64 = 60_000_000_000
+    /// Our extension message ids (what we ask peers to use).
+    public static let ourExtensions: [String: UInt8] = ["ut_metadata": 1, "ut_pex": 2]
+    /// Most PEX messages honored per minute (BEP 11: one a minute).
+    public static let pexInterval: Int64 = 55_000_000_000
+
+    public let fast: Bool
+    public let extensions: Bool
+    public private(set) var lengths: Lengths?
+    public private(set) var peerHas: Bitfield?
+    /// Raw bitfield bytes or haves seen before the metadata (magnet links).
+    private var pendingBitfield: [UInt8]?
+    private var pendingHaves: [Int] = []
+    private var pendingHaveAll = false
+
+    public private(set) var amChoking = true
+    public private(set) var amInterested = false
+    public private(set) var peerChoking = true
+    public private(set) var peerInterested = false
+
+    /// Our requests to the peer and when they were sent.
+    public private(set) var outstanding: [BlockRange: Int64] = [:]
+    /// The peer's requests to us not yet served.
+    public private(set) var incoming: [BlockRange] = []
+    /// Pieces the peer lets us request while choked (BEP 6).
+    public private(set) var allowedFast = Set<Int>()
+    public private(set) var remoteExtensions: ExtensionHandshake?
+    public private(set) var lastReceived: Int64
+    public private(set) var lastSent: Int64
+    private var lastPEX: Int64?
+
+    public init(fast: Bool, extensions: Bool, lengths: Lengths?, now: Int64) {
+        self.fast = fast
+        self.extensions = extensions
+        self.lengths = lengths
+        lastReceived = now
+        lastSent = now
+    }
+
+    /// The remote's id for an extension we may send, if it supports it.
+    public func remoteID(_ name: String) -> UInt8? {
+        remoteExtensions?.messages[name].flatMap { $0 == 0 ? nil : $0 }
+    }
+
+    /// The metadata arrived (magnet): bitfields seen before can now be checked.
+    public mutating func metadataKnown(_ lengths: Lengths) -> [PeerEvent] {
+        guard self.lengths == nil else { return [] }
+        self.lengths = lengths
+        var events: [PeerEvent] = []
+        if pendingHaveAll {
+            peerHas = Bitfield(count: lengths.pieceCount, allSet: true)
+        } else if let bytes = pendingBitfield {
+            guard let bits = Bitfield(wire: bytes, count: lengths.pieceCount) else {
+                return [.disconnect(.protocolViolation("bitfield of the wrong length"))]
+            }
+            peerHas = bits
+        } else {
+            peerHas = Bitfield(count: lengths.pieceCount)
+        }
+        for piece in pendingHaves {
+            guard piece < lengths.pieceCount else { return [.disconnect(.protocolViolation("have \(piece) out of range"))] }
+            peerHas![piece] = true
+        }
+        pendingBitfield = nil
+        pendingHaves = []
+        events.append(.bitfield(peerHas!))
+        return events
+    }
+
+    // MARK: Incoming
+
+    public mutating func received(_ message: PeerMessage, now: Int64) -> [PeerEvent] {
+        lastReceived = now
+        switch message {
+        case .keepAlive, .port:
+            return []
+        case .choke:
+            peerChoking = true
+            // Without the fast extension a choke cancels everything; with it, the peer
+            // rejects each request explicitly.
+            if fast { return [.choked] }
+            let dropped = Array(outstanding.keys)
+            outstanding.removeAll()
+            return [.choked] + (dropped.isEmpty ? [] : [.requestsDropped(dropped)])
+        case .unchoke:
+            peerChoking = false
+            return [.unchoked]
+        case .interested:
+            peerInterested = true
+            return [.interestChanged(true)]
+        case .notInterested:
+            peerInterested = false
+            return [.interestChanged(false)]
+        case .have(let piece):
+            guard let lengths else {
+                guard pendingHaves.count < InfoDictionary.maxPieceCount else { return [] }
+                pendingHaves.append(piece)
+                return []
+            }
+            guard let index = lengths.piece(piece) else { return violation("have \(piece) out of range") }
+            if peerHas == nil { peerHas = Bitfield(count: lengths.pieceCount) }
+            if peerHas![piece] { return [] }
+            peerHas![piece] = true
+            return [.have(index)]
+        case .bitfield(let bytes):
+            guard peerHas == nil && pendingBitfield == nil else { return violation("second bitfield") }
+            guard let lengths else {
+                pendingBitfield = bytes
+                return []
+            }
+            guard let bits = Bitfield(wire: bytes, count: lengths.pieceCount) else {
+                return violation("bitfield of the wrong length or with spare bits set")
+            }
+            peerHas = bits
+            return [.bitfield(bits)]
+        case .haveAll, .haveNone:
+            guard fast else { return violation("fast extension message without the fast bit") }
+            guard peerHas == nil && pendingBitfield == nil && !pendingHaveAll else { return violation("second bitfield") }
+            guard let lengths else {
+                if message == .haveAll { pendingHaveAll = true } else { pendingBitfield = [] }
+                return []
+            }
+            peerHas = Bitfield(count: lengths.pieceCount, allSet: message == .haveAll)
+            return [.bitfield(peerHas!)]
+        case .request(let piece, let begin, let length):
+            guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: length) else {
+                return violation("request \(piece)/\(begin)/\(length) out of range")
+            }
+            if amChoking && !fast { return [] }  // BEP 3: ignored while choked
+            if amChoking {
+                return [.send(.reject(piece: piece, begin: begin, length: length))]
+            }
+            guard incoming.count < PeerSession.maxIncomingRequests else {
+                if fast { return [.send(.reject(piece: piece, begin: begin, length: length))] }
+                return violation("more than \(PeerSession.maxIncomingRequests) queued requests")
+            }
+            if incoming.contains(range) { return [] }
+            incoming.append(range)
+            return [.uploadRequested(range)]
+        case .cancel(let piece, let begin, let length):
+            guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: length) else { return [] }
+            incoming.removeAll { $0 == range }
+            return []
+        case .piece(let piece, let begin, let block):
+            guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: block.count) else {
+                return violation("piece \(piece)/\(begin)/\(block.count) out of range")
+            }
+            // Unrequested (or cancelled, or timed out) blocks are dropped, not trusted.
+            guard outstanding.removeValue(forKey: range) != nil else { return [] }
+            return [.block(range, block)]
+        case .reject(let piece, let begin, let length):
+            guard fast else { return violation("reject without the fast extension") }
+            guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: length),
+                  outstanding.removeValue(forKey: range) != nil else { return [] }
+            return [.requestsDropped([range])]
+        case .allowedFast(let piece):
+            guard fast else { return violation("allowed fast without the fast extension") }
+            if let lengths, lengths.piece(piece) == nil { return [] }
+            allowedFast.insert(piece)
+            return []
+        case .suggest(let piece):
+            guard fast else { return violation("suggest without the fast extension") }
+            guard let lengths, let index = lengths.piece(piece) else { return [] }
+            return [.suggest(index)]
+        case .extended(let id, let payload):
+            guard extensions else { return violation("extended message without the extension bit") }
+            return receivedExtended(id: id, payload: payload, now: now)
+        }
+    }
+
+    private mutating func receivedExtended(id: UInt8, payload: [UInt8], now: Int64) -> [PeerEvent] {
+        if id == 0 {
+            guard let handshake = try? ExtensionHandshake(payload: payload) else {
+                return violation("malformed extension handshake")
+            }
+            remoteExtensions = handshake
+            return [.extensionHandshake(handshake)]
+        }
+        switch id {
+        case PeerSession.ourExtensions["ut_metadata"]:
+            guard let message = try? MetadataMessage(payload: payload) else { return violation("malformed ut_metadata") }
+            return [.metadata(message)]
+        case PeerSession.ourExtensions["ut_pex"]:
+            if let last = lastPEX, now - last < PeerSession.pexInterval { return [] }  // too often: ignored
+            lastPEX = now
+            guard let message = try? PEXMessage(payload: payload) else { return [] }
+            return [.pex(message)]
+        default:
+            return []  // an extension we did not announce: ignore
+        }
+    }
+
+    private func violation(_ what: String) -> [PeerEvent] { [.disconnect(.protocolViolation(what))] }
+
+    // MARK: Outgoing
+
+    /// May we send requests now?
+    public var canRequest: Bool { !peerChoking }
+
+    /// Whether this piece may be requested now (unchoked, or allowed fast).
+    public func mayRequest(_ piece: PieceIndex) -> Bool { !peerChoking || allowedFast.contains(piece.value) }
+
+    public mutating func sentRequest(_ block: BlockRange, now: Int64) {
+        outstanding[block] = now
+        lastSent = now
+    }
+
+    /// We cancel a request (endgame duplicate arrived elsewhere).
+    public mutating func cancelled(_ block: BlockRange) -> Bool {
+        outstanding.removeValue(forKey: block) != nil
+    }
+
+    public mutating func setChoking(_ choking: Bool) -> [PeerMessage] {
+        guard amChoking != choking else { return [] }
+        amChoking = choking
+        if choking {
+            let dropped = incoming
+            incoming.removeAll()
+            return [.choke] + (fast ? dropped.map { .reject(piece: $0.piece.value, begin: $0.begin, length: $0.length) } : [])
+        }
+        return [.unchoke]
+    }
+
+    public mutating func setInterested(_ interested: Bool) -> [PeerMessage] {
+        guard amInterested != interested else { return [] }
+        amInterested = interested
+        return [interested ? .interested : .notInterested]
+    }
+
+    /// A queued upload was served (or is being served); stop tracking it.
+    public mutating func served(_ block: BlockRange) -> Bool {
+        guard let index = incoming.firstIndex(of: block) else { return false }
+        incoming.remove(at: index)
+        return true
+    }
+
+    public mutating func noteSent(now: Int64) { lastSent = now }
+
+    /// Timers: idle disconnect, keep-alive, request timeouts.
+    public mutating func tick(now: Int64) -> [PeerEvent] {
+        if now - lastReceived > PeerSession.idleTimeout { return [.disconnect(.idleTimeout)] }
+        var events: [PeerEvent] = []
+        let late = outstanding.filter { now - $0.value > PeerSession.requestTimeout }.map(\.key)
+        if !late.isEmpty {
+            for block in late { outstanding[block] = nil }
+            events.append(.requestsDropped(late))
+            events += late.map { .send(.cancel(piece: $0.piece.value, begin: $0.begin, length: $0.length)) }
+        }
+        if now - lastSent > PeerSession.keepAliveInterval {
+            lastSent = now
+            events.append(.send(.keepAlive))
+        }
+        return events
+    }
+}

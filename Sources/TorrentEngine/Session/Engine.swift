@@ -1,0 +1,251 @@
+import AsyncHTTPClient
+import BitTorrent
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The engine's state and its event loop. Every mutable field is touched only on `loop`
+/// (one thread), so nothing here needs a lock; disk I/O and hashing run on `pool`.
+final class Engine: @unchecked Sendable {
+    let configuration: SessionConfiguration
+    let group: MultiThreadedEventLoopGroup
+    let loop: EventLoop
+    let pool: NIOThreadPool
+    let logger: Logger
+    var torrents: [InfoHash: Torrent] = [:]
+    var listeners: [Channel] = []
+    var listenPort = 0
+    var nextConnectionID = 0
+    var connections: [Int: PeerConnection] = [:]
+    var downloadBucket: TokenBucket
+    var uploadBucket: TokenBucket
+    var timer: RepeatedTask?
+    var stopped = false
+    /// HTTP(S) for trackers; redirects bounded (RELIABILITY: at most 5).
+    let httpClient: HTTPClient
+    /// One UDP socket for every UDP tracker.
+    var udpChannel: Channel?
+
+    init(configuration: SessionConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+        pool = NIOThreadPool(numberOfThreads: configuration.diskThreads)
+        pool.start()
+        httpClient = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: HTTPClient.Configuration(
+            redirectConfiguration: .follow(max: 5, allowCycles: false),
+            timeout: .init(connect: .seconds(10), read: .seconds(20))))
+        let now = Engine.now()
+        downloadBucket = TokenBucket(rate: configuration.downloadLimit, now: now)
+        uploadBucket = TokenBucket(rate: configuration.uploadLimit, now: now)
+    }
+
+    /// Monotonic nanoseconds.
+    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+
+    // MARK: Listening
+
+    func startListening() -> EventLoopFuture<Int> {
+        loop.assertInEventLoop()
+        let progress = ListenProgress(port: configuration.listenPort)
+        var future = loop.makeSucceededVoidFuture()
+        for host in configuration.listenHosts {
+            future = future.flatMap { [self] in
+                ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 256)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer { [self] channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try self.accept(channel)
+                        }
+                    }
+                    .bind(host: host, port: progress.port)
+                    .map { [self] channel in
+                        listeners.append(channel)
+                        // The first socket picks the port; the others share it.
+                        if progress.port == 0 { progress.port = channel.localAddress?.port ?? 0 }
+                        progress.bound += 1
+                    }
+                    .flatMapErrorThrowing { error in
+                        // An IPv6 wildcard may fail on hosts without IPv6; one address suffices.
+                        progress.errors.append("\(host): \(error)")
+                    }
+            }
+        }
+        return future.flatMapThrowing { [self] in
+            guard progress.bound > 0 else { throw EngineError.listenFailed(progress.errors.joined(separator: "; ")) }
+            listenPort = progress.port
+            logger.info("listening", metadata: ["port": "\(progress.port)"])
+            return progress.port
+        }
+    }
+
+    private func accept(_ channel: Channel) throws {
+        guard !stopped, connections.count < configuration.maxConnections else {
+            channel.close(promise: nil)
+            return
+        }
+        let remote = channel.remoteAddress
+        let host = remote?.ipAddress ?? "?"
+        if configuration.blocklist.isBlocked(host) {
+            channel.close(promise: nil)
+            return
+        }
+        let connection = PeerConnection(id: makeID(), channel: channel, incoming: true,
+                                        address: PeerAddress(host: host, port: UInt16(remote?.port ?? 0)))
+        try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(engine: self, connection: connection))
+    }
+
+    func makeID() -> Int {
+        nextConnectionID += 1
+        return nextConnectionID
+    }
+
+    // MARK: Outgoing connections
+
+    func connect(_ address: PeerAddress, for torrent: Torrent) {
+        loop.assertInEventLoop()
+        guard !stopped else { return }
+        torrent.connecting.insert(address)
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(10))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let connection = PeerConnection(id: self.makeID(), channel: channel, incoming: false, address: address)
+                    connection.torrent = torrent
+                    try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(engine: self, connection: connection))
+                }
+            }
+            .connect(host: address.host, port: Int(address.port))
+            .whenComplete { [self] result in
+                torrent.connecting.remove(address)
+                if case .failure(let error) = result {
+                    torrent.connectFailed(address, error: "\(error)")
+                    logger.debug("connect failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+                }
+            }
+    }
+
+    // MARK: Events from handlers
+
+    func channelActive(_ connection: PeerConnection) {
+        connections[connection.id] = connection
+        if let torrent = connection.torrent {
+            // We dialed: say who we are first.
+            connection.sendRaw(Handshake(infoHash: torrent.infoHash, peerID: configuration.peerID).encoded)
+            connection.flush()
+        }
+        let id = connection.id
+        loop.scheduleTask(in: .seconds(10)) { [self] in
+            if let connection = connections[id], connection.session == nil {
+                connection.close(.handshakeTimeout)
+            }
+        }
+    }
+
+    func channelClosed(_ connection: PeerConnection) {
+        connection.isClosed = true
+        connections[connection.id] = nil
+        connection.torrent?.peerClosed(connection)
+        if let reason = connection.closeReason {
+            logger.debug("peer closed", metadata: ["peer": "\(connection.address)", "reason": "\(reason)"])
+        }
+    }
+
+    func handshakeReceived(_ connection: PeerConnection, _ handshake: Handshake) {
+        if handshake.peerID == configuration.peerID {
+            connection.close(.connectedToSelf)
+            return
+        }
+        if connection.incoming {
+            guard let torrent = torrents[handshake.infoHash], !torrent.isStopped else {
+                connection.close(.wrongInfoHash)
+                return
+            }
+            connection.torrent = torrent
+            connection.sendRaw(Handshake(infoHash: torrent.infoHash, peerID: configuration.peerID).encoded)
+        } else if connection.torrent?.infoHash != handshake.infoHash {
+            connection.close(.wrongInfoHash)
+            return
+        }
+        connection.remotePeerID = handshake.peerID
+        connection.torrent?.peerHandshaken(connection, handshake)
+    }
+
+    func messageReceived(_ connection: PeerConnection, _ message: PeerMessage) {
+        connection.torrent?.messageReceived(connection, message)
+    }
+
+    func protocolError(_ connection: PeerConnection, _ what: String) {
+        connection.close(.protocolViolation(what))
+    }
+
+    // MARK: UDP (trackers)
+
+    func startUDP() -> EventLoopFuture<Void> {
+        DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UDPHandler(engine: self))
+                }
+            }
+            .bind(host: "0.0.0.0", port: 0)
+            .map { [self] channel in udpChannel = channel }
+            .recover { [self] error in logger.warning("no UDP socket for trackers", metadata: ["error": "\(error)"]) }
+    }
+
+    func sendUDP(_ bytes: [UInt8], to address: SocketAddress) {
+        guard let udpChannel else { return }
+        let envelope = AddressedEnvelope(remoteAddress: address, data: udpChannel.allocator.buffer(bytes: bytes))
+        udpChannel.writeAndFlush(envelope, promise: nil)
+    }
+
+    func udpReceived(_ bytes: [UInt8], from address: SocketAddress) {
+        for torrent in torrents.values {
+            if torrent.announcer?.udpReceived(bytes, from: address) == true { return }
+        }
+    }
+
+    // MARK: Timer
+
+    func startTimer() {
+        timer = loop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { [self] _ in
+            let now = Engine.now()
+            for torrent in torrents.values { torrent.tick(now: now) }
+        }
+    }
+
+    // MARK: Disk
+
+    /// Runs blocking work on the disk/hash threads and delivers the result on the loop.
+    func onDisk<T: Sendable>(_ work: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        pool.runIfActive(eventLoop: loop, work)
+    }
+}
+
+/// Listening state carried between the chained binds (touched only on the loop).
+private final class ListenProgress: @unchecked Sendable {
+    var port: Int
+    var bound = 0
+    var errors: [String] = []
+
+    init(port: Int) { self.port = port }
+}
+
+/// Hands tracker datagrams to the engine.
+final class UDPHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let engine: Engine
+
+    init(engine: Engine) { self.engine = engine }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let bytes = envelope.data.getBytes(at: envelope.data.readerIndex, length: envelope.data.readableBytes) ?? []
+        engine.udpReceived(bytes, from: envelope.remoteAddress)
+    }
+}

@@ -1,0 +1,121 @@
+import BitTorrent
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A BitTorrent session: listening sockets, torrents, limits. Thread-safe; every call
+/// hops to the engine's event loop.
+public final class Session: Sendable {
+    let engine: Engine
+
+    public init(configuration: SessionConfiguration, logger: Logger = Logger(label: "torrentfs")) {
+        engine = Engine(configuration: configuration, logger: logger)
+    }
+
+    /// Starts listening; returns the TCP port in use.
+    public func start() async throws -> Int {
+        let engine = engine
+        let port = try await engine.loop.flatSubmit { engine.startListening() }.get()
+        try await engine.loop.flatSubmit { engine.startUDP() }.get()
+        try await engine.loop.submit { engine.startTimer() }.get()
+        return port
+    }
+
+    public var listenPort: Int {
+        get async { (try? await engine.loop.submit { [engine] in engine.listenPort }.get()) ?? 0 }
+    }
+
+    /// Adds a torrent (or merges peers and trackers into one already added).
+    @discardableResult
+    public func add(_ source: TorrentSource, options: TorrentOptions = TorrentOptions()) async throws -> InfoHash {
+        let engine = engine
+        return try await engine.loop.submit {
+            let hash = source.infoHash
+            if let existing = engine.torrents[hash] {
+                for peer in options.peers { existing.addCandidate(peer) }
+                if case .magnet(let magnet) = source {
+                    for peer in magnet.peers { existing.addCandidate(peer) }
+                }
+                return hash
+            }
+            let torrent = Torrent(engine: engine, source: source, options: options)
+            engine.torrents[hash] = torrent
+            torrent.start()
+            return hash
+        }.get()
+    }
+
+    /// Adds peers to contact for a torrent.
+    public func addPeers(_ peers: [PeerAddress], to infoHash: InfoHash) async {
+        let engine = engine
+        try? await engine.loop.submit {
+            for peer in peers { engine.torrents[infoHash]?.addCandidate(peer) }
+        }.get()
+    }
+
+    /// Waits until every wanted piece of the torrent is verified; throws if it fails.
+    public func waitForCompletion(_ infoHash: InfoHash) async throws {
+        let engine = engine
+        try await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
+            guard let torrent = engine.torrents[infoHash] else {
+                return engine.loop.makeFailedFuture(TorrentFailure(message: "no such torrent"))
+            }
+            if let error = torrent.error { return engine.loop.makeFailedFuture(TorrentFailure(message: error)) }
+            if torrent.state == .seeding { return engine.loop.makeSucceededVoidFuture() }
+            let promise = engine.loop.makePromise(of: Void.self)
+            torrent.completionWaiters.append(promise)
+            return promise.futureResult
+        }.get()
+    }
+
+    /// Waits until the torrent's metadata is known (immediately for .torrent files).
+    public func waitForMetadata(_ infoHash: InfoHash) async throws -> Metainfo {
+        let engine = engine
+        return try await engine.loop.flatSubmit { () -> EventLoopFuture<Metainfo> in
+            guard let torrent = engine.torrents[infoHash] else {
+                return engine.loop.makeFailedFuture(TorrentFailure(message: "no such torrent"))
+            }
+            if let metainfo = torrent.metainfo { return engine.loop.makeSucceededFuture(metainfo) }
+            let promise = engine.loop.makePromise(of: Metainfo.self)
+            torrent.metadataWaiters.append(promise)
+            return promise.futureResult
+        }.get()
+    }
+
+    public func stats(_ infoHash: InfoHash) async -> TorrentStats? {
+        let engine = engine
+        return try? await engine.loop.submit { engine.torrents[infoHash]?.stats(now: Engine.now()) }.get()
+    }
+
+    public func allStats() async -> [TorrentStats] {
+        let engine = engine
+        return (try? await engine.loop.submit {
+            let now = Engine.now()
+            return engine.torrents.values.map { $0.stats(now: now) }.sorted { $0.name < $1.name }
+        }.get()) ?? []
+    }
+
+    /// Stops a torrent, saving its resume data.
+    public func remove(_ infoHash: InfoHash) async {
+        let engine = engine
+        try? await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
+            guard let torrent = engine.torrents.removeValue(forKey: infoHash) else { return engine.loop.makeSucceededVoidFuture() }
+            return torrent.stop()
+        }.get()
+    }
+
+    /// Closes every connection, saves resume data, and stops the threads.
+    public func shutdown() async {
+        let engine = engine
+        try? await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
+            engine.stopped = true
+            engine.timer?.cancel()
+            let stops = engine.torrents.values.map { $0.stop() }
+            let closes = (engine.listeners + [engine.udpChannel].compactMap { $0 }).map { $0.close() }
+            return EventLoopFuture.andAllComplete(stops + closes, on: engine.loop)
+        }.get()
+        try? await engine.httpClient.shutdown()
+        try? await engine.pool.shutdownGracefully()
+        try? await engine.group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,63 @@
+import BitTorrent
+
+/// Settings of a session. Defaults are safe for a desktop: any port, modest limits.
+public struct SessionConfiguration: Sendable {
+    /// TCP port to listen on; 0 picks a free one.
+    public var listenPort: Int = 0
+    /// Addresses to listen on (IPv4 and IPv6 wildcards by default).
+    public var listenHosts: [String] = ["0.0.0.0", "::"]
+    /// Where torrent data and resume files live.
+    public var dataDirectory: String
+    /// Where resume files live (defaults to `dataDirectory/.torrentfs`).
+    public var stateDirectory: String?
+    /// Most peer connections in all.
+    public var maxConnections = 200
+    /// Most peer connections per torrent.
+    public var maxConnectionsPerTorrent = 50
+    /// Bytes per second, nil = unlimited.
+    public var downloadLimit: Int?
+    public var uploadLimit: Int?
+    /// Upload slots per torrent (tit-for-tat).
+    public var unchokeSlots = 4
+    /// Threads for hashing and disk I/O.
+    public var diskThreads = max(2, System.coreCount)
+    /// Blocklist: peers in these ranges are never contacted or accepted.
+    public var blocklist = Blocklist()
+    public var peerID = PeerID.generatePeerID()
+    /// Client name sent in the extension handshake.
+    public var clientName = "torrentfs 0.1.0"
+
+    public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
+
+    var resolvedStateDirectory: String { stateDirectory ?? dataDirectory + "/.torrentfs" }
+}
+
+/// Where a torrent comes from.
+public enum TorrentSource: Sendable {
+    case metainfo(Metainfo)
+    case magnet(MagnetLink)
+
+    public var infoHash: InfoHash {
+        switch self {
+        case .metainfo(let metainfo): return metainfo.infoHash
+        case .magnet(let magnet): return magnet.infoHash
+        }
+    }
+}
+
+/// Per-torrent options chosen when adding.
+public struct TorrentOptions: Sendable {
+    /// Peers to contact in addition to what discovery finds.
+    public var peers: [PeerAddress] = []
+    /// Download pieces in order instead of rarest first.
+    public var sequential = false
+    /// Per-torrent rate limits in bytes per second.
+    public var downloadLimit: Int?
+    public var uploadLimit: Int?
+    /// Where this torrent's data lives (defaults to the session's data directory).
+    public var dataDirectory: String?
+    /// Hash every piece already on disk instead of trusting resume data.
+    public var forceRecheck = false
+
+    public init() {}
+}

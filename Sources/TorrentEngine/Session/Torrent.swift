@@ -1,0 +1,742 @@
+import BitTorrent
+import Crypto
+import Logging
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One torrent's swarm logic. Confined to the engine's event loop.
+/// Confined to the engine's event loop; `@unchecked Sendable` only so disk-thread
+/// completions can hop back to it.
+final class Torrent: @unchecked Sendable {
+    /// Below this many outstanding requests a peer is topped up.
+    static let minPipeline = 16
+    /// Most requests we keep outstanding with one peer.
+    static let maxPipeline = 500
+    /// Seconds of data at the peer's measured rate to keep requested (libtorrent uses 3 s).
+    static let pipelineSeconds = 3.0
+    /// Hash failures after which a peer that shared in bad pieces is banned.
+    static let maxHashFailures = 2
+    /// Seconds between choking rounds.
+    static let chokeInterval: Int64 = 10_000_000_000
+    /// Seconds between PEX messages to one peer (BEP 11: at most once a minute).
+    static let pexInterval: Int64 = 60_000_000_000
+    /// Seconds between resume-data saves while downloading.
+    static let resumeInterval: Int64 = 30_000_000_000
+
+    let engine: Engine
+    let infoHash: InfoHash
+    var options: TorrentOptions
+    var magnet: MagnetLink?
+    var metainfo: Metainfo?
+    var picker: PiecePicker?
+    var storage: PieceStorage?
+    var state: TorrentStats.State
+    var error: String?
+    var peers: [Int: PeerConnection] = [:]
+    var candidates: [PeerAddress] = []
+    var known = Set<PeerAddress>()
+    var connecting = Set<PeerAddress>()
+    var failedAttempts: [PeerAddress: (count: Int, retryAt: Int64)] = [:]
+    var banned = Set<PeerAddress>()
+    var bannedIDs = Set<PeerID>()
+    var assembling: [Int: PieceBuffer] = [:]
+    var metadata: MetadataAssembler
+    var choker: Choker
+    var lastChoke: Int64 = 0
+    var lastResumeSave: Int64 = 0
+    var resumeDirty = false
+    var downloadMeter = RateMeter()
+    var uploadMeter = RateMeter()
+    var downloadBucket: TokenBucket
+    var uploadBucket: TokenBucket
+    var hashFailures = 0
+    var isStopped = false
+    var trackerStatus: [TrackerStatus] = []
+    var completionWaiters: [EventLoopPromise<Void>] = []
+    var metadataWaiters: [EventLoopPromise<Metainfo>] = []
+    var verifiedBytes: Int64 = 0
+    var lastPEXSent: [Int: Int64] = [:]
+    var announcer: TrackerAnnouncer?
+
+    /// A piece being assembled from blocks, with who sent each block.
+    struct PieceBuffer {
+        var bytes: [UInt8]
+        var contributors = Set<Int>()
+        var contributorAddresses = Set<PeerAddress>()
+    }
+
+    init(engine: Engine, source: TorrentSource, options: TorrentOptions) {
+        self.engine = engine
+        self.options = options
+        infoHash = source.infoHash
+        metadata = MetadataAssembler(infoHash: source.infoHash)
+        choker = Choker(slots: engine.configuration.unchokeSlots)
+        let now = Engine.now()
+        downloadBucket = TokenBucket(rate: options.downloadLimit, now: now)
+        uploadBucket = TokenBucket(rate: options.uploadLimit, now: now)
+        switch source {
+        case .metainfo(let metainfo):
+            self.metainfo = metainfo
+            state = .checking
+        case .magnet(let magnet):
+            self.magnet = magnet
+            state = .fetchingMetadata
+        }
+        for peer in options.peers + (magnet?.peers ?? []) { addCandidate(peer) }
+        trackerStatus = trackerTiers.enumerated().flatMap { tier, urls in urls.map { TrackerStatus(url: $0, tier: tier) } }
+        if !trackerTiers.isEmpty { announcer = TrackerAnnouncer(torrent: self, tiers: trackerTiers) }
+    }
+
+    var name: String { metainfo?.info.name ?? magnet?.displayName ?? infoHash.hex }
+    var isPrivate: Bool { metainfo?.info.isPrivate ?? false }
+    var trackerTiers: [[String]] {
+        if let metainfo, !metainfo.trackerTiers.isEmpty { return metainfo.trackerTiers }
+        return magnet?.trackers.map { [$0] } ?? []
+    }
+    var dataDirectory: String { options.dataDirectory ?? engine.configuration.dataDirectory }
+    var resumePath: String { engine.configuration.resolvedStateDirectory + "/\(infoHash.hex).resume" }
+    var logger: Logger {
+        var logger = engine.logger
+        logger[metadataKey: "torrent"] = "\(name)"
+        return logger
+    }
+
+    // MARK: Start: storage and checking
+
+    /// Opens storage and decides which pieces are verified (resume data, else a recheck).
+    func start() {
+        guard let metainfo else { return }
+        let info = metainfo.info
+        let storage = FileStorage(root: dataDirectory, info: info)
+        self.storage = storage
+        state = .checking
+        let resumePath = resumePath
+        let force = options.forceRecheck
+        let hasher = PieceHasher(info: info)
+        engine.onDisk { () -> Bitfield in
+            let current = storage.fileStates()
+            var trusted = Bitfield(count: info.lengths.pieceCount)
+            if !force, let bytes = try? readFile(resumePath), let resume = ResumeData(encoded: bytes),
+               resume.infoHash == metainfo.infoHash {
+                trusted = resume.trusted(info: info, current: current)
+            }
+            // Pieces not vouched for by resume data are hashed where their files exist.
+            let visible = info.files.filter { !$0.isPadding }
+            var present: [Range<Int64>] = []
+            for (index, file) in visible.enumerated() where current[index] != nil && file.length > 0 {
+                present.append(file.byteRange)
+            }
+            var have = trusted
+            for piece in info.lengths.pieces where !trusted[piece.value] {
+                let range = info.lengths.byteRange(piece)
+                guard present.contains(where: { $0.overlaps(range) }) else { continue }
+                if let bytes = try? storage.read(at: range.lowerBound, length: range.count),
+                   hasher.verify(piece, bytes) {
+                    have[piece.value] = true
+                }
+            }
+            return have
+        }.whenComplete { [self] result in
+            switch result {
+            case .success(let have): checked(have)
+            case .failure(let error): fail("checking failed: \(error)")
+            }
+        }
+    }
+
+    private func checked(_ have: Bitfield) {
+        guard let metainfo, !isStopped else { return }
+        var picker = PiecePicker(lengths: metainfo.info.lengths, have: have,
+                                 seed: UInt64(truncatingIfNeeded: engine.configuration.peerID.hashValue))
+        picker.sequential = options.sequential
+        for peer in peers.values { if let bits = peer.session?.peerHas { picker.peerAdded(bits) } }
+        self.picker = picker
+        verifiedBytes = have.setIndices.reduce(0) { $0 + Int64(metainfo.info.lengths.pieceSize(metainfo.info.lengths.piece($1)!)) }
+        resumeDirty = true
+        saveResume()
+        updateState()
+        logger.info("checked", metadata: ["have": "\(have.setCount)/\(have.count)"])
+        for peer in peers.values where peer.session != nil { announceHaves(to: peer); updateInterest(peer) }
+    }
+
+    private func updateState() {
+        guard let picker, error == nil else { return }
+        let done = picker.isDone
+        let wasDone = state == .seeding
+        state = done ? .seeding : .downloading
+        if done {
+            if !wasDone && downloadMeter.total > 0 { announcer?.completed() }
+            let waiters = completionWaiters
+            completionWaiters = []
+            waiters.forEach { $0.succeed() }
+        }
+    }
+
+    func fail(_ message: String) {
+        error = message
+        state = .error
+        logger.error("torrent error", metadata: ["error": "\(message)"])
+        let waiters = completionWaiters
+        completionWaiters = []
+        waiters.forEach { $0.fail(TorrentFailure(message: message)) }
+    }
+
+    // MARK: Peers
+
+    func addCandidate(_ address: PeerAddress) {
+        guard !banned.contains(address), !engine.configuration.blocklist.isBlocked(address.host),
+              known.insert(address).inserted else { return }
+        candidates.append(address)
+    }
+
+    func connectFailed(_ address: PeerAddress, error: String) {
+        let attempts = (failedAttempts[address]?.count ?? 0) + 1
+        // Back off 2, 4, 8 … 120 s, then keep trying every two minutes.
+        let delay = Int64(min(120, 1 << min(attempts, 7))) * 1_000_000_000
+        failedAttempts[address] = (attempts, Engine.now() + delay)
+    }
+
+    private func connectMore(now: Int64) {
+        guard !isStopped, error == nil else { return }
+        if state == .seeding && picker != nil { return }  // seeds wait for leechers to call
+        let limit = engine.configuration.maxConnectionsPerTorrent
+        var budget = min(limit - peers.count - connecting.count, 8)
+        guard budget > 0 else { return }
+        let connected = Set(peers.values.compactMap { $0.reachableAddress })
+        for address in candidates where budget > 0 {
+            if connecting.contains(address) || connected.contains(address) || banned.contains(address) { continue }
+            if let failed = failedAttempts[address], failed.retryAt > now { continue }
+            guard engine.connections.count < engine.configuration.maxConnections else { return }
+            engine.connect(address, for: self)
+            budget -= 1
+        }
+    }
+
+    func peerHandshaken(_ peer: PeerConnection, _ handshake: Handshake) {
+        if let id = peer.remotePeerID, bannedIDs.contains(id) {
+            peer.close(.banned)
+            return
+        }
+        if peers.count >= engine.configuration.maxConnectionsPerTorrent {
+            peer.close(.notUseful)
+            return
+        }
+        if let id = peer.remotePeerID, peers.values.contains(where: { $0.remotePeerID == id }) {
+            peer.close(.duplicate)
+            return
+        }
+        let now = Engine.now()
+        peer.session = PeerSession(fast: handshake.supportsFast, extensions: handshake.supportsExtensions,
+                                   lengths: metainfo?.info.lengths, now: now)
+        peers[peer.id] = peer
+        if !peer.incoming { failedAttempts[peer.address] = nil }
+        if handshake.supportsExtensions {
+            var extended = ExtensionHandshake(messages: isPrivate ? ["ut_metadata": 1] : PeerSession.ourExtensions,
+                                              client: engine.configuration.clientName,
+                                              listenPort: engine.listenPort > 0 ? UInt16(engine.listenPort) : nil,
+                                              requestQueueDepth: Torrent.maxPipeline)
+            if let metainfo { extended.metadataSize = metainfo.infoBytes.count }
+            extended.yourIP = IPAddress.parse(peer.address.host)
+            peer.send(.extended(id: 0, payload: extended.payload))
+        }
+        announceHaves(to: peer)
+        peer.flush()
+    }
+
+    /// Our bitfield (or have all / have none) right after the handshake.
+    private func announceHaves(to peer: PeerConnection) {
+        guard let session = peer.session else { return }
+        guard let picker else {
+            if session.fast { peer.send(.haveNone) }
+            return
+        }
+        if session.fast && picker.have.isComplete {
+            peer.send(.haveAll)
+        } else if session.fast && picker.have.isEmpty {
+            peer.send(.haveNone)
+        } else if !picker.have.isEmpty {
+            peer.send(.bitfield(picker.have.wire))
+        }
+    }
+
+    func peerClosed(_ peer: PeerConnection) {
+        guard peers.removeValue(forKey: peer.id) != nil else { return }
+        lastPEXSent[peer.id] = nil
+        if let session = peer.session {
+            if let bits = session.peerHas { picker?.peerRemoved(bits) }
+            for block in session.outstanding.keys { picker?.requestDropped(block) }
+        }
+        if !peer.incoming, peer.closeReason != .banned {
+            // Reconnect later if it was useful; backoff applies.
+            connectFailed(peer.address, error: "\(peer.closeReason.map { "\($0)" } ?? "closed")")
+        }
+    }
+
+    func messageReceived(_ peer: PeerConnection, _ message: PeerMessage) {
+        guard var session = peer.session else { return }
+        let now = Engine.now()
+        let events = session.received(message, now: now)
+        peer.session = session
+        handle(events, from: peer, now: now)
+    }
+
+    private func handle(_ events: [PeerEvent], from peer: PeerConnection, now: Int64) {
+        var needRequests = false
+        for event in events {
+            switch event {
+            case .bitfield(let bits):
+                picker?.peerAdded(bits)
+                updateInterest(peer)
+                needRequests = true
+            case .have(let piece):
+                picker?.peerHas(piece)
+                updateInterest(peer)
+                needRequests = true
+            case .block(let range, let data):
+                blockReceived(range, data, from: peer, now: now)
+                needRequests = true
+            case .requestsDropped(let blocks):
+                for block in blocks { picker?.requestDropped(block) }
+                needRequests = true
+            case .uploadRequested(let block):
+                upload(block, to: peer)
+            case .unchoked:
+                needRequests = true
+            case .choked:
+                break
+            case .interestChanged:
+                break
+            case .extensionHandshake(let handshake):
+                peer.client = handshake.client
+                if peer.incoming, let port = handshake.listenPort {
+                    peer.listenAddress = PeerAddress(host: peer.address.host, port: port)
+                }
+                if metainfo == nil, let size = handshake.metadataSize, peer.session?.remoteID("ut_metadata") != nil {
+                    if metadata.sizeAnnounced(size) { requestMetadata(from: peer, now: now) }
+                }
+            case .metadata(let message):
+                metadataMessage(message, from: peer, now: now)
+            case .pex(let message):
+                guard !isPrivate else { break }
+                for added in message.added { addCandidate(PeerAddress(host: added.host, port: added.port)) }
+            case .suggest:
+                break
+            case .send(let message):
+                peer.send(message)
+            case .disconnect(let reason):
+                peer.close(reason)
+                return
+            }
+        }
+        if needRequests { fillRequests(peer, now: now) }
+    }
+
+    private func updateInterest(_ peer: PeerConnection) {
+        guard var session = peer.session, let picker, let bits = session.peerHas else { return }
+        let interested = picker.isInteresting(bits)
+        for message in session.setInterested(interested) { peer.send(message) }
+        peer.session = session
+    }
+
+    // MARK: Downloading
+
+    /// Tops up a peer's request pipeline to about `pipelineSeconds` of its measured rate.
+    func fillRequests(_ peer: PeerConnection, now: Int64) {
+        guard var session = peer.session, var picker, let bits = session.peerHas, session.amInterested,
+              error == nil, !isStopped else { return }
+        let rate = peer.downloadMeter.rate(now: now)
+        var depth = max(Torrent.minPipeline, Int(rate * Torrent.pipelineSeconds) / Lengths.blockSize)
+        depth = min(depth, session.remoteExtensions?.requestQueueDepth.map { max($0, Torrent.minPipeline) } ?? 250,
+                    Torrent.maxPipeline)
+        let outstanding = session.outstanding.count
+        guard outstanding < depth, !session.peerChoking || !session.allowedFast.isEmpty else { return }
+        // Top up in batches, so picking cost is spread over many blocks.
+        guard outstanding <= depth / 2 || outstanding < Torrent.minPipeline else { return }
+        var wanted = depth - outstanding
+        wanted = downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
+        wanted = engine.downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
+        guard wanted > 0 else { return }
+        let availableBits: Bitfield
+        if session.peerChoking {
+            var allowed = Bitfield(count: bits.count)
+            for piece in session.allowedFast where piece < bits.count && bits[piece] { allowed[piece] = true }
+            availableBits = allowed
+        } else {
+            availableBits = bits
+        }
+        let fastPeer = rate >= averagePeerRate(now: now)
+        let blocks = picker.pick(count: wanted, peerHas: availableBits, alreadyRequested: Set(session.outstanding.keys),
+                                 fast: fastPeer, now: now)
+        self.picker = picker
+        for block in blocks {
+            session.sentRequest(block, now: now)
+            peer.send(.request(piece: block.piece.value, begin: block.begin, length: block.length))
+        }
+        peer.session = session
+        if !blocks.isEmpty { peer.flush() }
+    }
+
+    private func averagePeerRate(now: Int64) -> Double {
+        guard !peers.isEmpty else { return 0 }
+        return peers.values.reduce(0) { $0 + $1.downloadMeter.rate(now: now) } / Double(peers.count)
+    }
+
+    private func blockReceived(_ range: BlockRange, _ data: [UInt8], from peer: PeerConnection, now: Int64) {
+        guard var picker, let metainfo else { return }
+        peer.downloadMeter.add(data.count, now: now)
+        downloadMeter.add(data.count, now: now)
+        let outcome = picker.blockReceived(range)
+        self.picker = picker
+        guard outcome != .unexpected else { return }
+        let piece = range.piece.value
+        var buffer = assembling[piece]
+            ?? PieceBuffer(bytes: [UInt8](repeating: 0, count: metainfo.info.lengths.pieceSize(range.piece)))
+        buffer.bytes.withUnsafeMutableBytes { target in
+            data.withUnsafeBytes { source in
+                target.baseAddress!.advanced(by: range.begin).copyMemory(from: source.baseAddress!, byteCount: data.count)
+            }
+        }
+        buffer.contributors.insert(peer.id)
+        buffer.contributorAddresses.insert(peer.address)
+        // Endgame duplicates of this block elsewhere are no longer needed.
+        for other in peers.values where other.id != peer.id {
+            if var session = other.session, session.cancelled(range) {
+                other.session = session
+                other.send(.cancel(piece: piece, begin: range.begin, length: range.length))
+            }
+        }
+        if outcome == .pieceComplete {
+            assembling[piece] = nil
+            verify(range.piece, buffer)
+        } else {
+            assembling[piece] = buffer
+        }
+    }
+
+    private func verify(_ piece: PieceIndex, _ buffer: PieceBuffer) {
+        guard let metainfo, let storage else { return }
+        let expected = metainfo.info.hash(of: piece)
+        let offset = metainfo.info.lengths.pieceOffset(piece)
+        let bytes = buffer.bytes
+        engine.onDisk { () -> Bool in
+            guard PieceHasher.digest(bytes) == expected else { return false }
+            try storage.write(bytes, at: offset)
+            return true
+        }.whenComplete { [self] result in
+            switch result {
+            case .success(true): pieceVerified(piece, size: bytes.count)
+            case .success(false): pieceFailed(piece, buffer)
+            case .failure(let error):
+                picker?.pieceFailed(piece)
+                fail("cannot store \(piece): \(error)")
+            }
+        }
+    }
+
+    private func pieceVerified(_ piece: PieceIndex, size: Int) {
+        guard !isStopped else { return }
+        picker?.pieceVerified(piece)
+        verifiedBytes += Int64(size)
+        resumeDirty = true
+        for peer in peers.values where peer.session != nil {
+            peer.send(.have(piece: piece.value))
+            updateInterest(peer)
+            peer.flush()
+        }
+        updateState()
+        if state == .seeding {
+            logger.info("complete")
+            saveResume()
+            // Seeds close connections to other seeds: neither side wants anything.
+            for peer in peers.values where peer.session?.peerHas?.isComplete == true { peer.close(.notUseful) }
+        }
+    }
+
+    private func pieceFailed(_ piece: PieceIndex, _ buffer: PieceBuffer) {
+        hashFailures += 1
+        picker?.pieceFailed(piece)
+        logger.warning("hash check failed", metadata: ["piece": "\(piece.value)", "peers": "\(buffer.contributors.count)"])
+        // A peer that alone sent the piece is banned at once; sharing peers after repeats.
+        for id in buffer.contributors {
+            guard let peer = peers[id] else { continue }
+            peer.hashFailures += 1
+            if buffer.contributors.count == 1 || peer.hashFailures >= Torrent.maxHashFailures { ban(peer) }
+        }
+        if buffer.contributors.count == 1, let address = buffer.contributorAddresses.first { banned.insert(address) }
+    }
+
+    private func ban(_ peer: PeerConnection) {
+        banned.insert(peer.address)
+        if let id = peer.remotePeerID { bannedIDs.insert(id) }
+        logger.warning("banned peer", metadata: ["peer": "\(peer.address)"])
+        peer.close(.banned)
+    }
+
+    // MARK: Uploading
+
+    private func upload(_ block: BlockRange, to peer: PeerConnection) {
+        guard let picker, picker.have[block.piece.value], let storage, let metainfo else {
+            if var session = peer.session, session.fast {
+                _ = session.served(block)
+                peer.session = session
+                peer.send(.reject(piece: block.piece.value, begin: block.begin, length: block.length))
+            }
+            return
+        }
+        let now = Engine.now()
+        guard uploadBucket.take(block.length, now: now) else {
+            peer.throttledUploads.append(block)
+            return
+        }
+        guard engine.uploadBucket.take(block.length, now: now) else {
+            peer.throttledUploads.append(block)
+            return
+        }
+        let offset = metainfo.info.lengths.pieceOffset(block.piece) + Int64(block.begin)
+        engine.onDisk { try storage.read(at: offset, length: block.length) }.whenComplete { [self] result in
+            guard case .success(let bytes) = result, var session = peer.session, session.served(block) else { return }
+            peer.session = session
+            peer.send(.piece(piece: block.piece.value, begin: block.begin, block: bytes))
+            peer.flush()
+            let now = Engine.now()
+            peer.uploadMeter.add(bytes.count, now: now)
+            uploadMeter.add(bytes.count, now: now)
+        }
+    }
+
+    // MARK: Metadata (BEP 9)
+
+    private func requestMetadata(from peer: PeerConnection, now: Int64) {
+        guard metainfo == nil, let id = peer.session?.remoteID("ut_metadata") else { return }
+        while peer.metadataRequests < 4, let piece = metadata.nextRequest(now: now) {
+            peer.metadataRequests += 1
+            peer.send(.extended(id: id, payload: MetadataMessage.request(piece: piece).payload))
+        }
+        peer.flush()
+    }
+
+    private func metadataMessage(_ message: MetadataMessage, from peer: PeerConnection, now: Int64) {
+        guard let id = peer.session?.remoteID("ut_metadata") else { return }
+        switch message {
+        case .request(let piece):
+            guard let metainfo, piece * MetadataMessage.pieceSize < metainfo.infoBytes.count else {
+                peer.send(.extended(id: id, payload: MetadataMessage.reject(piece: piece).payload))
+                return
+            }
+            let start = piece * MetadataMessage.pieceSize
+            let end = min(start + MetadataMessage.pieceSize, metainfo.infoBytes.count)
+            peer.send(.extended(id: id, payload: MetadataMessage.data(piece: piece, totalSize: metainfo.infoBytes.count,
+                                                                       data: Array(metainfo.infoBytes[start..<end])).payload))
+        case .reject(let piece):
+            peer.metadataRequests = max(0, peer.metadataRequests - 1)
+            metadata.rejected(piece: piece)
+        case .data(let piece, let totalSize, let data):
+            guard metainfo == nil else { return }
+            peer.metadataRequests = max(0, peer.metadataRequests - 1)
+            switch metadata.received(piece: piece, totalSize: totalSize, data: data, from: peer.id) {
+            case .incomplete:
+                requestMetadata(from: peer, now: now)
+            case .invalid:
+                peer.close(.protocolViolation("bad ut_metadata piece"))
+            case .hashMismatch(let liars):
+                logger.warning("metadata does not match the info hash")
+                for id in liars { if let liar = peers[id] { ban(liar) } }
+            case .complete(let metainfo):
+                metadataArrived(metainfo)
+            }
+        }
+    }
+
+    private func metadataArrived(_ fetched: Metainfo) {
+        var metainfo = fetched
+        metainfo.announceList = trackerTiers
+        metainfo.webSeeds = magnet?.webSeeds ?? []
+        self.metainfo = metainfo
+        logger.info("metadata received", metadata: ["size": "\(metainfo.infoBytes.count)"])
+        let waiters = metadataWaiters
+        metadataWaiters = []
+        waiters.forEach { $0.succeed(metainfo) }
+        let now = Engine.now()
+        for peer in peers.values {
+            guard var session = peer.session else { continue }
+            let events = session.metadataKnown(metainfo.info.lengths)
+            peer.session = session
+            // Availability is counted by `checked` once the picker exists.
+            for event in events { if case .disconnect(let reason) = event { peer.close(reason) } }
+        }
+        start()
+        _ = now
+    }
+
+    // MARK: Timer
+
+    func tick(now: Int64) {
+        guard !isStopped else { return }
+        for peer in Array(peers.values) {
+            guard var session = peer.session else { continue }
+            let events = session.tick(now: now)
+            peer.session = session
+            if !events.isEmpty { handle(events, from: peer, now: now) }
+            if !peer.throttledUploads.isEmpty {
+                let waiting = peer.throttledUploads
+                peer.throttledUploads = []
+                for block in waiting { upload(block, to: peer) }
+            }
+            fillRequests(peer, now: now)
+            if metainfo == nil, peer.metadataRequests == 0, metadata.totalSize != nil { requestMetadata(from: peer, now: now) }
+            peer.flush()
+        }
+        if now - lastChoke >= Torrent.chokeInterval || lastChoke == 0 {
+            lastChoke = now
+            rechoke(now: now)
+        }
+        if !isPrivate { sendPEX(now: now) }
+        announcer?.tick(now: now)
+        connectMore(now: now)
+        if resumeDirty && now - lastResumeSave >= Torrent.resumeInterval { saveResume() }
+    }
+
+    private func rechoke(now: Int64) {
+        let seeding = state == .seeding
+        let candidates = peers.values.compactMap { peer -> Choker.Candidate? in
+            guard let session = peer.session else { return nil }
+            let rate = seeding ? peer.uploadMeter.rate(now: now) : peer.downloadMeter.rate(now: now)
+            return Choker.Candidate(key: peer.id, interested: session.peerInterested, rate: rate)
+        }
+        let unchoke = picker == nil ? [] : choker.choose(candidates)
+        for peer in peers.values {
+            guard var session = peer.session else { continue }
+            for message in session.setChoking(!unchoke.contains(peer.id)) { peer.send(message) }
+            peer.session = session
+            peer.flush()
+        }
+    }
+
+    private func sendPEX(now: Int64) {
+        let addresses = peers.values.compactMap { $0.reachableAddress }
+        for peer in peers.values {
+            guard let id = peer.session?.remoteID("ut_pex") else { continue }
+            if let last = lastPEXSent[peer.id], now - last < Torrent.pexInterval { continue }
+            if lastPEXSent[peer.id] == nil {
+                // First message a few seconds after connecting, once the swarm view settles.
+                lastPEXSent[peer.id] = now - Torrent.pexInterval + 5_000_000_000
+                continue
+            }
+            lastPEXSent[peer.id] = now
+            let added = addresses.filter { $0 != peer.reachableAddress }.prefix(PEXMessage.maxAddedPeers).compactMap {
+                address -> CompactPeer? in
+                guard let bytes = IPAddress.parse(address.host) else { return nil }
+                return CompactPeer(address: bytes, port: address.port)
+            }
+            peer.send(.extended(id: id, payload: PEXMessage(added: Array(added), dropped: []).payload))
+            peer.flush()
+        }
+    }
+
+    // MARK: Resume data
+
+    func saveResume() {
+        guard let picker, let storage else { return }
+        resumeDirty = false
+        lastResumeSave = Engine.now()
+        let path = resumePath
+        let directory = engine.configuration.resolvedStateDirectory
+        let hash = infoHash
+        let have = picker.have
+        _ = engine.onDisk {
+            try storage.sync()
+            try FileStorage.makeParents(of: path)
+            _ = directory
+            let resume = ResumeData(infoHash: hash, have: have, files: storage.fileStates())
+            try ResumeData.writeAtomically(resume.encoded, to: path)
+        }
+    }
+
+    // MARK: Stop
+
+    func stop() -> EventLoopFuture<Void> {
+        isStopped = true
+        announcer?.stop()
+        for peer in peers.values { peer.close(.shutdown) }
+        let waiters = completionWaiters
+        completionWaiters = []
+        waiters.forEach { $0.fail(TorrentFailure(message: "stopped")) }
+        metadataWaiters.forEach { $0.fail(TorrentFailure(message: "stopped")) }
+        metadataWaiters = []
+        guard let picker, let storage else { return engine.loop.makeSucceededVoidFuture() }
+        let path = resumePath
+        let hash = infoHash
+        let have = picker.have
+        return engine.onDisk {
+            try storage.sync()
+            try FileStorage.makeParents(of: path)
+            let resume = ResumeData(infoHash: hash, have: have, files: storage.fileStates())
+            try ResumeData.writeAtomically(resume.encoded, to: path)
+            storage.close()
+        }
+    }
+
+    // MARK: Stats
+
+    func stats(now: Int64) -> TorrentStats {
+        let total = metainfo?.info.totalLength
+        let wanted = total ?? 0
+        let progress = wanted > 0 ? Double(verifiedBytes) / Double(wanted) : 0
+        let rate = downloadMeter.rate(now: now)
+        let remaining = Double(wanted - verifiedBytes)
+        let peerStats = peers.values.sorted { $0.id < $1.id }.map { peer -> TorrentStats.Peer in
+            let bits = peer.session?.peerHas
+            return TorrentStats.Peer(address: peer.address.description, client: peer.client, incoming: peer.incoming,
+                                     downloadRate: peer.downloadMeter.rate(now: now),
+                                     uploadRate: peer.uploadMeter.rate(now: now),
+                                     downloaded: peer.downloadMeter.total, uploaded: peer.uploadMeter.total,
+                                     peerChoking: peer.session?.peerChoking ?? true,
+                                     amChoking: peer.session?.amChoking ?? true,
+                                     progress: bits.map { $0.count > 0 ? Double($0.setCount) / Double($0.count) : 0 } ?? 0)
+        }
+        return TorrentStats(name: name, infoHash: infoHash.hex, state: state, progress: progress, totalSize: total,
+                            verifiedBytes: verifiedBytes, downloaded: downloadMeter.total, uploaded: uploadMeter.total,
+                            downloadRate: rate, uploadRate: uploadMeter.rate(now: now),
+                            eta: rate > 0 && remaining > 0 ? remaining / rate : (remaining <= 0 && total != nil ? 0 : nil),
+                            peers: peerStats, knownPeers: known.count, hashFailures: hashFailures,
+                            bannedPeers: banned.count, trackers: trackerStatus, error: error)
+    }
+}
+
+/// A torrent could not complete.
+public struct TorrentFailure: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
+/// SHA-1 of pieces with swift-crypto (SHA-NI where the CPU has it).
+struct PieceHasher: Sendable {
+    let info: InfoDictionary
+
+    static func digest(_ bytes: [UInt8]) -> Digest20 {
+        Digest20(Array(Insecure.SHA1.hash(data: bytes)))!
+    }
+
+    func verify(_ piece: PieceIndex, _ bytes: [UInt8]) -> Bool {
+        PieceHasher.digest(bytes) == info.hash(of: piece)
+    }
+}
+
+func readFile(_ path: String) throws(EngineError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw EngineError.io(operation: "open", path: path, errno: errno) }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 65536) }
+        if got < 0 {
+            if errno == EINTR { continue }
+            throw EngineError.io(operation: "read", path: path, errno: errno)
+        }
+        if got == 0 { return out }
+        out += chunk[0..<got]
+    }
+}

@@ -1,0 +1,148 @@
+import BitTorrent
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Files in their real layout under a root directory, created sparse on first write.
+/// Padding files (BEP 47) are never created: they read as zeros and writes skip them.
+public final class FileStorage: PieceStorage {
+    public let root: String
+    let files: [TorrentFile]
+    private let descriptors: Mutex<[Int32]>
+
+    /// Directory holding the files: `root` for a single-file torrent, `root/NAME` otherwise.
+    public let base: String
+
+    /// `root` is the directory that holds the torrent's folder (multi-file) or file.
+    public init(root: String, info: InfoDictionary) {
+        self.root = root
+        base = info.isSingleFile ? root : root + "/" + info.name
+        files = info.files
+        descriptors = Mutex([Int32](repeating: -1, count: info.files.count))
+    }
+
+    /// Absolute path of file `index`.
+    public func path(of index: Int) -> String { base + "/" + files[index].path.joined(separator: "/") }
+
+    private func descriptor(_ index: Int, create: Bool) throws(EngineError) -> Int32? {
+        let existing = descriptors.withLock { $0[index] }
+        if existing >= 0 { return existing }
+        let path = path(of: index)
+        var fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT {
+            guard create else { return nil }
+            try FileStorage.makeParents(of: path)
+            fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        }
+        guard fd >= 0 else { throw EngineError.io(operation: "open", path: path, errno: errno) }
+        let winner = descriptors.withLock { table -> Int32 in
+            if table[index] >= 0 { return table[index] }
+            table[index] = fd
+            return fd
+        }
+        if winner != fd { Glibc.close(fd) }
+        return winner
+    }
+
+    static func makeParents(of path: String) throws(EngineError) {
+        let parts = path.split(separator: "/")
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in parts.dropLast() {
+            prefix += "/" + part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw EngineError.io(operation: "mkdir", path: prefix, errno: errno)
+            }
+        }
+    }
+
+    /// File segments overlapping a byte range of the torrent.
+    private func segments(offset: Int64, length: Int) -> [(file: Int, fileOffset: Int64, bufferOffset: Int, count: Int)] {
+        var out: [(Int, Int64, Int, Int)] = []
+        let end = offset + Int64(length)
+        // Binary search for the first file that ends after `offset`.
+        var low = 0
+        var high = files.count
+        while low < high {
+            let mid = (low + high) / 2
+            if files[mid].offset + files[mid].length <= offset { low = mid + 1 } else { high = mid }
+        }
+        var index = low
+        while index < files.count && files[index].offset < end {
+            let file = files[index]
+            let start = max(offset, file.offset)
+            let stop = min(end, file.offset + file.length)
+            if stop > start { out.append((index, start - file.offset, Int(start - offset), Int(stop - start))) }
+            index += 1
+        }
+        return out
+    }
+
+    public func write(_ bytes: [UInt8], at offset: Int64) throws(EngineError) {
+        for segment in segments(offset: offset, length: bytes.count) where !files[segment.file].isPadding {
+            guard let fd = try descriptor(segment.file, create: true) else { continue }
+            var done = 0
+            while done < segment.count {
+                let written = bytes.withUnsafeBytes { raw in
+                    pwrite(fd, raw.baseAddress! + segment.bufferOffset + done, segment.count - done,
+                           off_t(segment.fileOffset + Int64(done)))
+                }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw EngineError.io(operation: "write", path: path(of: segment.file), errno: errno)
+                }
+                done += written
+            }
+        }
+    }
+
+    public func read(at offset: Int64, length: Int) throws(EngineError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: length)
+        for segment in segments(offset: offset, length: length) where !files[segment.file].isPadding {
+            guard let fd = try descriptor(segment.file, create: false) else {
+                throw EngineError.io(operation: "open", path: path(of: segment.file), errno: ENOENT)
+            }
+            var done = 0
+            while done < segment.count {
+                let got = out.withUnsafeMutableBytes { raw in
+                    pread(fd, raw.baseAddress! + segment.bufferOffset + done, segment.count - done,
+                          off_t(segment.fileOffset + Int64(done)))
+                }
+                if got < 0 {
+                    if errno == EINTR { continue }
+                    throw EngineError.io(operation: "read", path: path(of: segment.file), errno: errno)
+                }
+                if got == 0 { break }  // sparse tail past EOF reads as zeros
+                done += got
+            }
+        }
+        return out
+    }
+
+    public func sync() throws(EngineError) {
+        let open = descriptors.withLock { $0 }
+        for (index, fd) in open.enumerated() where fd >= 0 {
+            if fsync(fd) != 0 { throw EngineError.io(operation: "fsync", path: path(of: index), errno: errno) }
+        }
+    }
+
+    public func fileStates() -> [FileState?] {
+        files.indices.filter { !files[$0].isPadding }.map { index in
+            var info = stat()
+            guard stat(path(of: index), &info) == 0 else { return nil }
+            return FileState(size: Int64(info.st_size),
+                             mtimeNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+        }
+    }
+
+    public func close() {
+        let open = descriptors.withLock { table -> [Int32] in
+            let copy = table
+            for index in table.indices { table[index] = -1 }
+            return copy
+        }
+        for fd in open where fd >= 0 { Glibc.close(fd) }
+    }
+
+    deinit { close() }
+}

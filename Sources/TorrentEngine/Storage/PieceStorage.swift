@@ -1,0 +1,29 @@
+import BitTorrent
+
+/// Where verified pieces live. Offsets are in the torrent's byte stream (files
+/// concatenated, padding included); implementations map them to files. Calls may block:
+/// the engine makes them on its disk threads, never on an event loop.
+public protocol PieceStorage: AnyObject, Sendable {
+    /// Writes a verified piece's bytes at `offset`.
+    func write(_ bytes: [UInt8], at offset: Int64) throws(EngineError)
+    /// Reads `length` bytes at `offset` (into a fresh array).
+    func read(at offset: Int64, length: Int) throws(EngineError) -> [UInt8]
+    /// Makes everything written so far durable.
+    func sync() throws(EngineError)
+    /// Size and modification time of each non-padding file, for resume data; nil where
+    /// the file does not exist.
+    func fileStates() -> [FileState?]
+    /// Releases file descriptors.
+    func close()
+}
+
+/// What resume data remembers of a data file.
+public struct FileState: Hashable, Sendable {
+    public var size: Int64
+    public var mtimeNanoseconds: Int64
+
+    public init(size: Int64, mtimeNanoseconds: Int64) {
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+    }
+}

@@ -1,0 +1,237 @@
+import ArgumentParser
+import BitTorrent
+import Foundation
+import Logging
+import TorrentEngine
+
+struct DownloadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "download",
+        abstract: "Download a torrent to a directory (no filesystem needed), with a progress bar."
+    )
+
+    @Argument(help: "A magnet URI, a .torrent file or an info hash.")
+    var torrent: String
+
+    @Option(name: .shortAndLong, help: "Directory to download into.")
+    var output = "."
+
+    @OptionGroup var network: NetworkOptions
+
+    @Flag(help: "Keep seeding after the download completes, until interrupted.")
+    var seed = false
+
+    @Flag(help: "Fetch pieces in order instead of rarest first.")
+    var sequential = false
+
+    func run() async throws {
+        let source = try TorrentInput.load(torrent).source
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        let session = Session(configuration: try network.configuration(dataDirectory: output), logger: network.logger())
+        let port: Int
+        do {
+            port = try await session.start()
+        } catch {
+            throw CLIError("cannot listen: \(error)")
+        }
+        var options = TorrentOptions()
+        options.peers = try network.parsedPeers()
+        options.sequential = sequential
+        let hash = try await session.add(source, options: options)
+        network.note("listening on port \(port)")
+        let progress = ProgressReporter(session: session, infoHash: hash)
+        let reporter = Task { await progress.run() }
+        let outcome = await SignalWaiter.race { try await session.waitForCompletion(hash) }
+        reporter.cancel()
+        await progress.finish()
+        switch outcome {
+        case .finished(.success):
+            if let stats = await session.stats(hash) {
+                print("complete: \(stats.name) (\(ByteCount.format(stats.totalSize ?? 0))) in \(output)")
+            }
+            if seed {
+                network.note("seeding; press Ctrl-C to stop")
+                _ = await SignalWaiter.race { try await Task.sleep(for: .seconds(1_000_000_000)) }
+            }
+            await session.shutdown()
+        case .finished(.failure(let error)):
+            await session.shutdown()
+            throw CLIError("download failed: \(error)")
+        case .interrupted:
+            await session.shutdown()
+            throw ExitCode(130)
+        }
+    }
+}
+
+struct SeedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seed",
+        abstract: "Seed existing data: a file or directory (a torrent is made for it) or a .torrent with --data."
+    )
+
+    @Argument(help: "A file or directory to share, or a .torrent file whose data is in --data.")
+    var path: String
+
+    @Option(help: "Directory holding the torrent's data (for a .torrent argument; default: here).")
+    var data: String?
+
+    @Option(name: .customLong("torrent-out"), help: "Also write the .torrent made for PATH here.")
+    var torrentOut: String?
+
+    @Option(name: .long, help: "Tracker URL for the torrent made for PATH; repeatable.")
+    var tracker: [String] = []
+
+    @OptionGroup var network: NetworkOptions
+
+    func run() async throws {
+        let metainfo: Metainfo
+        let dataDirectory: String
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CLIError("cannot read \(path): no such file or directory")
+        }
+        if !isDirectory.boolValue, path.hasSuffix(".torrent"), case .metainfo(let parsed) = try TorrentInput.load(path) {
+            metainfo = parsed
+            dataDirectory = data ?? "."
+        } else {
+            var options = TorrentBuilder.Options()
+            options.trackers = tracker.map { [$0] }
+            options.creationDate = Int64(Date().timeIntervalSince1970)
+            do {
+                metainfo = try TorrentCreator.create(path: path, options: options).metainfo
+            } catch {
+                throw CLIError("\(error)")
+            }
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            dataDirectory = (absolute as NSString).deletingLastPathComponent
+            if let torrentOut {
+                let bytes = TorrentBuilder.torrentFile(info: try! Bencode.decode(metainfo.infoBytes, limits: .torrentFile),
+                                                       options: options)
+                do {
+                    try Data(bytes).write(to: URL(fileURLWithPath: torrentOut), options: .atomic)
+                } catch {
+                    throw CLIError("cannot write \(torrentOut): \(error.localizedDescription)")
+                }
+            }
+        }
+        let session = Session(configuration: try network.configuration(dataDirectory: dataDirectory),
+                              logger: network.logger())
+        let port: Int
+        do {
+            port = try await session.start()
+        } catch {
+            throw CLIError("cannot listen: \(error)")
+        }
+        var options = TorrentOptions()
+        options.peers = try network.parsedPeers()
+        let hash = try await session.add(.metainfo(metainfo), options: options)
+        print(MagnetLink(metainfo: metainfo).uri)
+        network.note("seeding \(metainfo.info.name) from \(dataDirectory) on port \(port); Ctrl-C stops")
+        let checked = await SignalWaiter.race { try await session.waitForCompletion(hash) }
+        if case .finished(.failure(let error)) = checked {
+            await session.shutdown()
+            throw CLIError("cannot seed: \(error) (is the data in \(dataDirectory)?)")
+        }
+        if case .finished(.success) = checked {
+            network.note("data verified; seeding")
+            _ = await SignalWaiter.race { try await Task.sleep(for: .seconds(1_000_000_000)) }
+        }
+        await session.shutdown()
+    }
+}
+
+/// Options every networked command shares.
+struct NetworkOptions: ParsableArguments {
+    @Option(help: "TCP port to listen on (0 = any free port).")
+    var port = 0
+
+    @Option(name: .customLong("peer"), help: "A peer to contact, HOST:PORT or [V6]:PORT; repeatable.")
+    var peers: [String] = []
+
+    @Option(name: .customLong("download-limit"), help: "Download limit in bytes per second (K/M suffixes).")
+    var downloadLimit: String?
+
+    @Option(name: .customLong("upload-limit"), help: "Upload limit in bytes per second (K/M suffixes).")
+    var uploadLimit: String?
+
+    @Option(name: .customLong("max-connections"), help: "Most peer connections.")
+    var maxConnections = 200
+
+    @Option(help: "Blocklist file (P2P `name:a.b.c.d-e.f.g.h` or CIDR lines).")
+    var blocklist: String?
+
+    @Option(help: "Directory for resume data (default: XDG data dir).")
+    var state: String?
+
+    @Flag(name: .shortAndLong, help: "Log what happens (repeat for debug detail).")
+    var verbose: Int
+
+    @Flag(help: "Print nothing but errors and results.")
+    var quiet = false
+
+    func configuration(dataDirectory: String) throws -> SessionConfiguration {
+        var configuration = SessionConfiguration(dataDirectory: dataDirectory)
+        guard (0...65535).contains(port) else { throw CLIError("--port must be 0…65535") }
+        configuration.listenPort = port
+        configuration.maxConnections = maxConnections
+        configuration.stateDirectory = state ?? NetworkOptions.defaultStateDirectory
+        if let downloadLimit {
+            guard let rate = ByteCount.parse(downloadLimit), rate > 0 else {
+                throw CLIError("invalid --download-limit '\(downloadLimit)'")
+            }
+            configuration.downloadLimit = rate
+        }
+        if let uploadLimit {
+            guard let rate = ByteCount.parse(uploadLimit), rate > 0 else {
+                throw CLIError("invalid --upload-limit '\(uploadLimit)'")
+            }
+            configuration.uploadLimit = rate
+        }
+        if let blocklist {
+            guard let text = try? String(contentsOfFile: blocklist, encoding: .utf8) else {
+                throw CLIError("cannot read blocklist \(blocklist)")
+            }
+            let bad = configuration.blocklist.load(text)
+            if !bad.isEmpty { note("blocklist: ignored \(bad.count) unreadable lines (first: line \(bad[0]))") }
+        }
+        return configuration
+    }
+
+    func parsedPeers() throws -> [PeerAddress] {
+        try peers.map { text in
+            guard let peer = PeerAddress(text) else { throw CLIError("invalid --peer '\(text)': use HOST:PORT") }
+            return peer
+        }
+    }
+
+    func logger() -> Logger {
+        _ = loggingBootstrap
+        var logger = Logger(label: "torrentfs")
+        logger.logLevel = verbose >= 2 ? .debug : verbose == 1 ? .info : .warning
+        return logger
+    }
+
+    func note(_ text: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    static var defaultStateDirectory: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let xdg = environment["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/torrentfs" }
+        return (environment["HOME"] ?? "/tmp") + "/.local/share/torrentfs"
+    }
+}
+
+/// Logs go to stderr, so stdout stays machine-readable. Bootstrapped once, on first use.
+let loggingBootstrap: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
+
+extension TorrentInput {
+    var source: TorrentSource {
+        switch self {
+        case .metainfo(let metainfo): return .metainfo(metainfo)
+        case .magnet(let magnet): return .magnet(magnet)
+        }
+    }
+}

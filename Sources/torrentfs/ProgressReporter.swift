@@ -1,0 +1,59 @@
+import BitTorrent
+import Foundation
+import TorrentEngine
+
+/// Shows a download's progress: a redrawn bar on a terminal, a plain line every few
+/// seconds otherwise.
+actor ProgressReporter {
+    let session: Session
+    let infoHash: InfoHash
+    let isTerminal = isatty(STDERR_FILENO) != 0
+    private var drewBar = false
+
+    init(session: Session, infoHash: InfoHash) {
+        self.session = session
+        self.infoHash = infoHash
+    }
+
+    func run() async {
+        let interval: Duration = isTerminal ? .milliseconds(500) : .seconds(2)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { break }
+            await draw()
+        }
+    }
+
+    func finish() async {
+        await draw()
+        if isTerminal && drewBar { write("\n") }
+    }
+
+    private func draw() async {
+        guard let stats = await session.stats(infoHash) else { return }
+        let line = ProgressReporter.line(stats, width: 30)
+        if isTerminal {
+            write("\r\u{1B}[K" + line)
+            drewBar = true
+        } else {
+            write(line + "\n")
+        }
+    }
+
+    private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+
+    static func line(_ stats: TorrentStats, width: Int) -> String {
+        let filled = Int((stats.progress * Double(width)).rounded(.down))
+        let bar = String(repeating: "#", count: min(width, filled)) + String(repeating: "-", count: max(0, width - filled))
+        let total = stats.totalSize.map { ByteCount.format($0) } ?? "?"
+        let eta = stats.eta.map { ProgressReporter.duration($0) } ?? "--:--"
+        return String(format: "[%@] %5.1f%%  %@/%@  %@/s  peers %d  ETA %@  %@", bar, stats.progress * 100,
+                      ByteCount.format(stats.verifiedBytes), total, ByteCount.format(Int64(stats.downloadRate)),
+                      stats.peers.count, eta, stats.state.rawValue)
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
