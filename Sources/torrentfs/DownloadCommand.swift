@@ -126,7 +126,8 @@ struct SeedCommand: AsyncParsableCommand {
         var options = TorrentOptions()
         options.peers = try network.parsedPeers()
         let hash = try await session.add(.metainfo(metainfo), options: options)
-        print(MagnetLink(metainfo: metainfo).uri)
+        // Flushed at once: scripts read the magnet while we keep running.
+        FileHandle.standardOutput.write(Data((MagnetLink(metainfo: metainfo).uri + "\n").utf8))
         network.note("seeding \(metainfo.info.name) from \(dataDirectory) on port \(port); Ctrl-C stops")
         let checked = await SignalWaiter.race { try await session.waitForCompletion(hash) }
         if case .finished(.failure(let error)) = checked {

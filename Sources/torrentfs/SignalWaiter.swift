@@ -2,6 +2,11 @@ import Dispatch
 import Foundation
 
 /// Races work against SIGINT/SIGTERM, so commands can shut down cleanly when interrupted.
+///
+/// Signals are caught with a plain `sigaction` handler that writes a byte to a pipe (the
+/// self-pipe trick). Dispatch signal sources are not used: on Linux they rely on the signal
+/// being blocked in every thread, and NIO's and the concurrency pool's threads exist before
+/// we could block it.
 enum SignalWaiter {
     enum Outcome<T: Sendable>: Sendable {
         case finished(Result<T, Error>)
@@ -14,8 +19,8 @@ enum SignalWaiter {
                 do { return .finished(.success(try await work())) } catch { return .finished(.failure(error)) }
             }
             group.addTask {
-                await waitForSignal()
-                return Task.isCancelled ? nil : .interrupted
+                let signalled = await SignalPipe.shared.wait()
+                return signalled ? .interrupted : nil
             }
             var result: Outcome<T> = .interrupted
             if let first = await group.next(), let outcome = first { result = outcome }
@@ -23,62 +28,70 @@ enum SignalWaiter {
             return result
         }
     }
-
-    /// Returns on SIGINT or SIGTERM (or when the task is cancelled).
-    static func waitForSignal() async {
-        let sources = SignalSources()
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                sources.install { continuation.resume() }
-            }
-        } onCancel: {
-            sources.cancel()
-        }
-    }
 }
 
-/// Dispatch signal sources that resume a waiter exactly once.
-private final class SignalSources: @unchecked Sendable {
-    private let lock = NSLock()
-    private var sources: [DispatchSourceSignal] = []
-    private var resume: (@Sendable () -> Void)?
-    private var done = false
+private nonisolated(unsafe) var signalPipeWriteFD: Int32 = -1
 
-    func install(_ resume: @escaping @Sendable () -> Void) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !done else {
-            resume()
-            return
-        }
-        self.resume = resume
+/// The pipe the handler writes to, and the waiters it wakes.
+private final class SignalPipe: @unchecked Sendable {
+    static let shared = SignalPipe()
+
+    private let lock = NSLock()
+    private var waiters: [UUID: CheckedContinuation<Bool, Never>] = [:]
+    private var signalled = false
+
+    private init() {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        signalPipeWriteFD = fds[1]
         for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in self?.fire() }
-            source.resume()
-            sources.append(source)
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { _ in
+                var byte: UInt8 = 1
+                _ = write(signalPipeWriteFD, &byte, 1)
+            }
+            sigemptyset(&action.sa_mask)
+            sigaction(number, &action, nil)
+        }
+        let readFD = fds[0]
+        Thread.detachNewThread { [self] in
+            var byte: UInt8 = 0
+            while read(readFD, &byte, 1) < 0 && errno == EINTR {}
+            fire()
         }
     }
 
     private func fire() {
         lock.lock()
-        let callback = done ? nil : resume
-        done = true
-        resume = nil
+        signalled = true
+        let woken = waiters
+        waiters = [:]
         lock.unlock()
-        callback?()
+        woken.values.forEach { $0.resume(returning: true) }
     }
 
-    func cancel() {
-        lock.lock()
-        let callback = done ? nil : resume
-        done = true
-        resume = nil
-        let installed = sources
-        sources = []
-        lock.unlock()
-        installed.forEach { $0.cancel() }
-        callback?()
+    /// True when a signal arrived; false when the waiting task was cancelled.
+    func wait() async -> Bool {
+        let id = UUID()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                lock.lock()
+                if signalled {
+                    lock.unlock()
+                    continuation.resume(returning: true)
+                } else if Task.isCancelled {
+                    lock.unlock()
+                    continuation.resume(returning: false)
+                } else {
+                    waiters[id] = continuation
+                    lock.unlock()
+                }
+            }
+        } onCancel: {
+            lock.lock()
+            let continuation = waiters.removeValue(forKey: id)
+            lock.unlock()
+            continuation?.resume(returning: false)
+        }
     }
 }

@@ -306,8 +306,13 @@ final class Torrent: @unchecked Sendable {
                 needRequests = true
             case .choked:
                 break
-            case .interestChanged:
-                break
+            case .interestChanged(let interested):
+                // A free upload slot is given at once instead of at the next choking round.
+                if interested, picker != nil, var session = peer.session, session.amChoking,
+                   peers.values.filter({ $0.session?.amChoking == false }).count < choker.slots {
+                    for message in session.setChoking(false) { peer.send(message) }
+                    peer.session = session
+                }
             case .extensionHandshake(let handshake):
                 peer.client = handshake.client
                 if peer.incoming, let port = handshake.listenPort {
