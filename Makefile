@@ -47,7 +47,8 @@ fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/fuzz.sh
 
 bench: deps release
-	scripts/bench-create.sh $(RELEASE_BIN)
+	bench/create.sh $(RELEASE_BIN)
+	$(PYTHON) bench/download_bench.py $(RELEASE_BIN)
 
 install: release
 	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/torrentfs
