@@ -67,8 +67,11 @@ public struct MetadataAssembler: Sendable {
         if piece >= 0 && piece < requestedAt.count { requestedAt[piece] = nil }
     }
 
+    /// Forgets everything, the size included: a liar may have announced it first.
     private mutating func reset() {
-        for index in pieces.indices { pieces[index] = nil; requestedAt[index] = nil }
+        totalSize = nil
+        pieces = []
+        requestedAt = []
         sources = [:]
     }
 }

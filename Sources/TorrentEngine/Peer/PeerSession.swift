@@ -75,6 +75,7 @@ public struct PeerSession: Sendable {
     private var pendingBitfield: [UInt8]?
     private var pendingHaves: [Int] = []
     private var pendingHaveAll = false
+    private var pendingHaveNone = false
 
     public private(set) var amChoking = true
     public private(set) var amInterested = false
@@ -121,7 +122,7 @@ public struct PeerSession: Sendable {
             peerHas = Bitfield(count: lengths.pieceCount)
         }
         for piece in pendingHaves {
-            guard piece < lengths.pieceCount else { return [.disconnect(.protocolViolation("have \(piece) out of range"))] }
+            guard piece >= 0 && piece < lengths.pieceCount else { return [.disconnect(.protocolViolation("have \(piece) out of range"))] }
             peerHas![piece] = true
         }
         pendingBitfield = nil
@@ -166,7 +167,7 @@ public struct PeerSession: Sendable {
             peerHas![piece] = true
             return [.have(index)]
         case .bitfield(let bytes):
-            guard peerHas == nil && pendingBitfield == nil else { return violation("second bitfield") }
+            guard !hasAnnouncedPieces else { return violation("second bitfield") }
             guard let lengths else {
                 pendingBitfield = bytes
                 return []
@@ -178,9 +179,9 @@ public struct PeerSession: Sendable {
             return [.bitfield(bits)]
         case .haveAll, .haveNone:
             guard fast else { return violation("fast extension message without the fast bit") }
-            guard peerHas == nil && pendingBitfield == nil && !pendingHaveAll else { return violation("second bitfield") }
+            guard !hasAnnouncedPieces else { return violation("second bitfield") }
             guard let lengths else {
-                if message == .haveAll { pendingHaveAll = true } else { pendingBitfield = [] }
+                if message == .haveAll { pendingHaveAll = true } else { pendingHaveNone = true }
                 return []
             }
             peerHas = Bitfield(count: lengths.pieceCount, allSet: message == .haveAll)
@@ -251,6 +252,11 @@ public struct PeerSession: Sendable {
         default:
             return []  // an extension we did not announce: ignore
         }
+    }
+
+    /// A bitfield, have all or have none arrived (or is held until the metadata).
+    private var hasAnnouncedPieces: Bool {
+        peerHas != nil || pendingBitfield != nil || pendingHaveAll || pendingHaveNone
     }
 
     private func violation(_ what: String) -> [PeerEvent] { [.disconnect(.protocolViolation(what))] }

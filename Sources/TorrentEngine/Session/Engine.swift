@@ -88,7 +88,7 @@ final class Engine: @unchecked Sendable {
             return
         }
         let remote = channel.remoteAddress
-        let host = remote?.ipAddress ?? "?"
+        let host = Engine.unmapped(remote?.ipAddress ?? "?")
         if configuration.blocklist.isBlocked(host) {
             channel.close(promise: nil)
             return
@@ -96,6 +96,13 @@ final class Engine: @unchecked Sendable {
         let connection = PeerConnection(id: makeID(), channel: channel, incoming: true,
                                         address: PeerAddress(host: host, port: UInt16(remote?.port ?? 0)))
         try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(engine: self, connection: connection))
+    }
+
+    /// `::ffff:1.2.3.4` (an IPv4 peer on a dual-stack socket) → `1.2.3.4`.
+    static func unmapped(_ host: String) -> String {
+        let prefix = "::ffff:"
+        guard host.lowercased().hasPrefix(prefix), host.contains(".") else { return host }
+        return String(host.dropFirst(prefix.count))
     }
 
     func makeID() -> Int {

@@ -121,6 +121,8 @@ final class PeerConnection: @unchecked Sendable {
     var hashFailures = 0
     /// Upload requests waiting for the rate limit.
     var throttledUploads: [BlockRange] = []
+    let connectedAt = Engine.now()
+    var lastBlockAt: Int64 = 0
 
     init(id: Int, channel: Channel, incoming: Bool, address: PeerAddress) {
         self.id = id

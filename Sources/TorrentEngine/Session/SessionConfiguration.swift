@@ -4,8 +4,10 @@ import BitTorrent
 public struct SessionConfiguration: Sendable {
     /// TCP port to listen on; 0 picks a free one.
     public var listenPort: Int = 0
-    /// Addresses to listen on (IPv4 and IPv6 wildcards by default).
-    public var listenHosts: [String] = ["0.0.0.0", "::"]
+    /// Addresses to listen on. The IPv6 wildcard comes first: it is dual-stack on Linux
+    /// and then takes IPv4 too (the IPv4 bind that follows fails harmlessly); on a host
+    /// without IPv6 the IPv4 wildcard does the job.
+    public var listenHosts: [String] = ["::", "0.0.0.0"]
     /// Where torrent data and resume files live.
     public var dataDirectory: String
     /// Where resume files live (defaults to `dataDirectory/.torrentfs`).
@@ -58,6 +60,9 @@ public struct TorrentOptions: Sendable {
     public var dataDirectory: String?
     /// Hash every piece already on disk instead of trusting resume data.
     public var forceRecheck = false
+    /// Files to download (indices into the visible file list, BEP 53 `so` ranges); nil = all.
+    /// Pieces of other files are not fetched unless they share a piece with a wanted file.
+    public var selectedFiles: [ClosedRange<Int>]?
 
     public init() {}
 }

@@ -22,6 +22,8 @@ final class Torrent: @unchecked Sendable {
     static let chokeInterval: Int64 = 10_000_000_000
     /// Seconds between PEX messages to one peer (BEP 11: at most once a minute).
     static let pexInterval: Int64 = 60_000_000_000
+    /// A peer that sent no block for this long while we waited on it is snubbed.
+    static let snubTimeout: Int64 = 60_000_000_000
     /// Seconds between resume-data saves while downloading.
     static let resumeInterval: Int64 = 30_000_000_000
 
@@ -57,6 +59,8 @@ final class Torrent: @unchecked Sendable {
     var completionWaiters: [EventLoopPromise<Void>] = []
     var metadataWaiters: [EventLoopPromise<Metainfo>] = []
     var verifiedBytes: Int64 = 0
+    /// Bytes of the pieces we want (all, unless files were deselected).
+    var wantedBytes: Int64?
     var lastPEXSent: [Int: Int64] = [:]
     var announcer: TrackerAnnouncer?
 
@@ -151,6 +155,9 @@ final class Torrent: @unchecked Sendable {
         var picker = PiecePicker(lengths: metainfo.info.lengths, have: have,
                                  seed: UInt64(truncatingIfNeeded: engine.configuration.peerID.hashValue))
         picker.sequential = options.sequential
+        if let selected = options.selectedFiles ?? magnet?.selectedFiles {
+            applySelection(selected, to: &picker, info: metainfo.info)
+        }
         for peer in peers.values { if let bits = peer.session?.peerHas { picker.peerAdded(bits) } }
         self.picker = picker
         verifiedBytes = have.setIndices.reduce(0) { $0 + Int64(metainfo.info.lengths.pieceSize(metainfo.info.lengths.piece($1)!)) }
@@ -159,6 +166,17 @@ final class Torrent: @unchecked Sendable {
         updateState()
         logger.info("checked", metadata: ["have": "\(have.setCount)/\(have.count)"])
         for peer in peers.values where peer.session != nil { announceHaves(to: peer); updateInterest(peer) }
+    }
+
+    /// Pieces that touch no selected file get priority `skip`.
+    private func applySelection(_ selected: [ClosedRange<Int>], to picker: inout PiecePicker, info: InfoDictionary) {
+        var wanted = Bitfield(count: info.lengths.pieceCount)
+        for (index, file) in info.visibleFiles.enumerated() where selected.contains(where: { $0.contains(index) }) {
+            guard let range = info.lengths.pieces(covering: file.byteRange) else { continue }
+            for piece in range.lowerBound.value...range.upperBound.value { wanted[piece] = true }
+        }
+        for piece in info.lengths.pieces where !wanted[piece.value] { picker.setPriority(PiecePicker.skip, for: piece) }
+        wantedBytes = wanted.setIndices.reduce(0) { $0 + Int64(info.lengths.pieceSize(info.lengths.piece($1)!)) }
     }
 
     private func updateState() {
@@ -353,12 +371,14 @@ final class Torrent: @unchecked Sendable {
               error == nil, !isStopped else { return }
         let rate = peer.downloadMeter.rate(now: now)
         var depth = max(Torrent.minPipeline, Int(rate * Torrent.pipelineSeconds) / Lengths.blockSize)
+        // Snubbed (nothing received for a minute while requests were out): one at a time.
+        if !session.outstanding.isEmpty, now - max(peer.lastBlockAt, peer.connectedAt) > Torrent.snubTimeout { depth = 1 }
         depth = min(depth, session.remoteExtensions?.requestQueueDepth.map { max($0, Torrent.minPipeline) } ?? 250,
                     Torrent.maxPipeline)
         let outstanding = session.outstanding.count
         guard outstanding < depth, !session.peerChoking || !session.allowedFast.isEmpty else { return }
         // Top up in batches, so picking cost is spread over many blocks.
-        guard outstanding <= depth / 2 || outstanding < Torrent.minPipeline else { return }
+        guard outstanding <= depth / 2 || outstanding < min(depth, Torrent.minPipeline) else { return }
         var wanted = depth - outstanding
         wanted = downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
         wanted = engine.downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
@@ -391,6 +411,7 @@ final class Torrent: @unchecked Sendable {
     private func blockReceived(_ range: BlockRange, _ data: [UInt8], from peer: PeerConnection, now: Int64) {
         guard var picker, let metainfo else { return }
         peer.downloadMeter.add(data.count, now: now)
+        peer.lastBlockAt = now
         downloadMeter.add(data.count, now: now)
         let outcome = picker.blockReceived(range)
         self.picker = picker
@@ -590,7 +611,16 @@ final class Torrent: @unchecked Sendable {
                 for block in waiting { upload(block, to: peer) }
             }
             fillRequests(peer, now: now)
-            if metainfo == nil, peer.metadataRequests == 0, metadata.totalSize != nil { requestMetadata(from: peer, now: now) }
+            if metainfo == nil, peer.metadataRequests == 0 {
+                // After a failed assembly the size is forgotten: take it again from any peer.
+                if metadata.totalSize == nil, peer.session?.remoteID("ut_metadata") != nil,
+                   let size = peer.session?.remoteExtensions?.metadataSize {
+                    _ = metadata.sizeAnnounced(size)
+                }
+                if metadata.totalSize == nil || metadata.totalSize == peer.session?.remoteExtensions?.metadataSize {
+                    requestMetadata(from: peer, now: now)
+                }
+            }
             peer.flush()
         }
         if now - lastChoke >= Torrent.chokeInterval || lastChoke == 0 {
@@ -687,10 +717,10 @@ final class Torrent: @unchecked Sendable {
 
     func stats(now: Int64) -> TorrentStats {
         let total = metainfo?.info.totalLength
-        let wanted = total ?? 0
-        let progress = wanted > 0 ? Double(verifiedBytes) / Double(wanted) : 0
+        let wanted = wantedBytes ?? total ?? 0
+        let progress = wanted > 0 ? min(1, Double(verifiedBytes) / Double(wanted)) : 0
         let rate = downloadMeter.rate(now: now)
-        let remaining = Double(wanted - verifiedBytes)
+        let remaining = Double(max(0, wanted - verifiedBytes))
         let peerStats = peers.values.sorted { $0.id < $1.id }.map { peer -> TorrentStats.Peer in
             let bits = peer.session?.peerHas
             return TorrentStats.Peer(address: peer.address.description, client: peer.client, incoming: peer.incoming,

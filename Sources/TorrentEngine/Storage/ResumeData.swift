@@ -52,8 +52,10 @@ public struct ResumeData: Hashable, Sendable {
     /// non-padding file they touch still has the recorded size and mtime.
     public func trusted(info: InfoDictionary, current: [FileState?]) -> Bitfield {
         var trusted = Bitfield(count: info.lengths.pieceCount)
-        guard have.count == info.lengths.pieceCount, files.count == current.count else { return trusted }
         let visible = info.files.filter { !$0.isPadding }
+        guard have.count == info.lengths.pieceCount, files.count == visible.count, current.count == visible.count else {
+            return trusted
+        }
         var changed: [Range<Int64>] = []
         for (index, file) in visible.enumerated() where files[index] == nil || files[index] != current[index] {
             if file.length > 0 { changed.append(file.byteRange) }
