@@ -142,25 +142,31 @@ def bench_case(label, files, piece, seeders):
                                    "--summary-interval=0", "--file-allocation=none", "--check-integrity=false",
                                    "--bt-tracker-connect-timeout=5", "--disable-ipv6=true", aria_torrent],
         }
+        print(f"\n{label}: {total / 1e6:.0f} MB, {piece // 1024} KiB pieces, {seeders} seeder(s), median of {RUNS}",
+              flush=True)
         for client, make in clients.items():
             times, rss = [], []
-            for run in range(RUNS):
-                out = os.path.join(root, f"out-{client}-{run}")
-                os.makedirs(out)
-                elapsed, peak = run_timed(make(out))
-                times.append(elapsed)
-                rss.append(peak)
-                check(src, out)
-                shutil.rmtree(out)
-                shutil.rmtree(out + ".state", ignore_errors=True)
+            try:
+                for run in range(RUNS):
+                    out = os.path.join(root, f"out-{client}-{run}")
+                    os.makedirs(out)
+                    elapsed, peak = run_timed(make(out), timeout=180)
+                    times.append(elapsed)
+                    rss.append(peak)
+                    check(src, out)
+                    shutil.rmtree(out)
+                    shutil.rmtree(out + ".state", ignore_errors=True)
+            except RuntimeError as error:
+                print(f"  {client:11s} failed: {error}", flush=True)
+                continue
             results[client] = (statistics.median(times), max(rss))
-        print(f"\n{label}: {total / 1e6:.0f} MB, {piece // 1024} KiB pieces, {seeders} seeder(s), median of {RUNS}")
-        for client, (t, r) in results.items():
-            print(f"  {client:11s} {total / t / 1e6:8.1f} MB/s  {t:6.2f} s  peak RSS {r / 2**20:6.1f} MiB")
-        ours = results["torrentfs"]
+            t, r = results[client]
+            print(f"  {client:11s} {total / t / 1e6:8.1f} MB/s  {t:6.2f} s  peak RSS {r / 2**20:6.1f} MiB", flush=True)
+        ours = results.get("torrentfs")
         for other in ("libtorrent", "aria2c"):
-            o = results[other]
-            print(f"  torrentfs/{other}: throughput {o[0] / ours[0]:.2f}x, RSS {ours[1] / o[1]:.2f}x")
+            o = results.get(other)
+            if ours and o:
+                print(f"  torrentfs/{other}: throughput {o[0] / ours[0]:.2f}x, RSS {ours[1] / o[1]:.2f}x", flush=True)
     finally:
         for p in procs:
             p.terminate()

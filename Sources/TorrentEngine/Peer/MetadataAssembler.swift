@@ -8,6 +8,9 @@ public struct MetadataAssembler: Sendable {
     private var pieces: [[UInt8]?] = []
     private var requestedAt: [Int64?] = []
     private var sources: [Int: Int] = [:]  // piece → peer key
+    /// The pieces of the last attempt that failed the hash check and who sent each, so the
+    /// liar can be named once good metadata arrives (`liars(in:)`).
+    public private(set) var failedAttempt: [Int: (data: [UInt8], peer: Int)] = [:]
     /// A piece request unanswered this long may go to another peer.
     public static let requestTimeout: Int64 = 10_000_000_000
 
@@ -58,8 +61,21 @@ public struct MetadataAssembler: Sendable {
             return .complete(metainfo)
         }
         let liars = Array(Set(sources.values)).sorted()
+        failedAttempt = [:]
+        for (index, peer) in sources { failedAttempt[index] = (pieces[index]!, peer) }
         reset()
         return .hashMismatch(peers: liars)
+    }
+
+    /// Peers whose pieces in the failed attempt differ from the verified metadata.
+    public func liars(in good: [UInt8]) -> [Int] {
+        var out = Set<Int>()
+        for (index, attempt) in failedAttempt {
+            let start = index * MetadataMessage.pieceSize
+            let end = min(start + MetadataMessage.pieceSize, good.count)
+            if start >= good.count || !attempt.data.elementsEqual(good[start..<end]) { out.insert(attempt.peer) }
+        }
+        return out.sorted()
     }
 
     /// A peer rejected a request: let another peer have it at once.

@@ -20,6 +20,8 @@ final class Engine: @unchecked Sendable {
     var downloadBucket: TokenBucket
     var uploadBucket: TokenBucket
     var timer: RepeatedTask?
+    /// Completion waits cancelled before they were registered.
+    var cancelledWaits = Set<Int>()
     var stopped = false
     /// HTTP(S) for trackers; redirects bounded (RELIABILITY: at most 5).
     let httpClient: HTTPClient

@@ -117,8 +117,6 @@ final class PeerConnection: @unchecked Sendable {
     var uploadMeter = RateMeter()
     /// Metadata piece requests we sent and have not had answered.
     var metadataRequests = 0
-    /// Hash failures of pieces this peer contributed to.
-    var hashFailures = 0
     /// Upload requests waiting for the rate limit.
     var throttledUploads: [BlockRange] = []
     let connectedAt = Engine.now()

@@ -53,19 +53,33 @@ public final class Session: Sendable {
         }.get()
     }
 
-    /// Waits until every wanted piece of the torrent is verified; throws if it fails.
+    /// Waits until every wanted piece of the torrent is verified; throws if it fails or the
+    /// waiting task is cancelled.
     public func waitForCompletion(_ infoHash: InfoHash) async throws {
         let engine = engine
-        try await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
-            guard let torrent = engine.torrents[infoHash] else {
-                return engine.loop.makeFailedFuture(TorrentFailure(message: "no such torrent"))
+        let id = try await engine.loop.submit { engine.makeID() }.get()
+        try await withTaskCancellationHandler {
+            try await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
+                guard let torrent = engine.torrents[infoHash] else {
+                    return engine.loop.makeFailedFuture(TorrentFailure(message: "no such torrent"))
+                }
+                if let error = torrent.error { return engine.loop.makeFailedFuture(TorrentFailure(message: error)) }
+                if torrent.state == .seeding { return engine.loop.makeSucceededVoidFuture() }
+                if engine.cancelledWaits.remove(id) != nil { return engine.loop.makeFailedFuture(CancellationError()) }
+                let promise = engine.loop.makePromise(of: Void.self)
+                torrent.completionWaiters[id] = promise
+                return promise.futureResult
+            }.get()
+        } onCancel: {
+            // The promise is completed on the loop, and only once: whoever removes it.
+            engine.loop.execute {
+                if let promise = engine.torrents[infoHash]?.completionWaiters.removeValue(forKey: id) {
+                    promise.fail(CancellationError())
+                } else {
+                    engine.cancelledWaits.insert(id)  // not registered yet: refuse it when it is
+                }
             }
-            if let error = torrent.error { return engine.loop.makeFailedFuture(TorrentFailure(message: error)) }
-            if torrent.state == .seeding { return engine.loop.makeSucceededVoidFuture() }
-            let promise = engine.loop.makePromise(of: Void.self)
-            torrent.completionWaiters.append(promise)
-            return promise.futureResult
-        }.get()
+        }
     }
 
     /// Waits until the torrent's metadata is known (immediately for .torrent files).

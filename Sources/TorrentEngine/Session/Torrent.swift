@@ -16,8 +16,8 @@ final class Torrent: @unchecked Sendable {
     static let maxPipeline = 500
     /// Seconds of data at the peer's measured rate to keep requested (libtorrent uses 3 s).
     static let pipelineSeconds = 3.0
-    /// Hash failures after which a peer that shared in bad pieces is banned.
-    static let maxHashFailures = 2
+    /// Failed pieces kept to find the bad block once the piece passes ("smart ban").
+    static let maxRememberedFailures = 64
     /// Seconds between choking rounds.
     static let chokeInterval: Int64 = 10_000_000_000
     /// Seconds between PEX messages to one peer (BEP 11: at most once a minute).
@@ -45,6 +45,10 @@ final class Torrent: @unchecked Sendable {
     var bannedIDs = Set<PeerID>()
     var assembling: [Int: PieceBuffer] = [:]
     var metadata: MetadataAssembler
+    /// After metadata from several peers failed its hash, it is fetched from one peer at a
+    /// time, so the next failure names the liar and honest peers are never blamed.
+    var metadataOneSource = false
+    var metadataSource: Int?
     var choker: Choker
     var lastChoke: Int64 = 0
     var lastResumeSave: Int64 = 0
@@ -56,7 +60,7 @@ final class Torrent: @unchecked Sendable {
     var hashFailures = 0
     var isStopped = false
     var trackerStatus: [TrackerStatus] = []
-    var completionWaiters: [EventLoopPromise<Void>] = []
+    var completionWaiters: [Int: EventLoopPromise<Void>] = [:]
     var metadataWaiters: [EventLoopPromise<Metainfo>] = []
     var verifiedBytes: Int64 = 0
     /// Bytes of the pieces we want (all, unless files were deselected).
@@ -64,12 +68,24 @@ final class Torrent: @unchecked Sendable {
     var lastPEXSent: [Int: Int64] = [:]
     var announcer: TrackerAnnouncer?
 
+    /// Who sent a block: enough to ban them after they disconnected.
+    struct Sender: Hashable {
+        var connection: Int
+        var address: PeerAddress
+        var peerID: PeerID?
+    }
+
     /// A piece being assembled from blocks, with who sent each block.
     struct PieceBuffer {
         var bytes: [UInt8]
-        var contributors = Set<Int>()
-        var contributorAddresses = Set<PeerAddress>()
+        var senders: [Sender?]
+
+        var distinctSenders: Set<Sender> { Set(senders.compactMap { $0 }) }
     }
+
+    /// Failed attempts at pieces, compared block by block with the data that later passes.
+    var failedPieces: [Int: PieceBuffer] = [:]
+    var failedOrder: [Int] = []
 
     init(engine: Engine, source: TorrentSource, options: TorrentOptions) {
         self.engine = engine
@@ -187,8 +203,8 @@ final class Torrent: @unchecked Sendable {
         if done {
             if !wasDone && downloadMeter.total > 0 { announcer?.completed() }
             let waiters = completionWaiters
-            completionWaiters = []
-            waiters.forEach { $0.succeed() }
+            completionWaiters = [:]
+            waiters.values.forEach { $0.succeed() }
         }
     }
 
@@ -197,8 +213,8 @@ final class Torrent: @unchecked Sendable {
         state = .error
         logger.error("torrent error", metadata: ["error": "\(message)"])
         let waiters = completionWaiters
-        completionWaiters = []
-        waiters.forEach { $0.fail(TorrentFailure(message: message)) }
+        completionWaiters = [:]
+        waiters.values.forEach { $0.fail(TorrentFailure(message: message)) }
     }
 
     // MARK: Peers
@@ -281,6 +297,7 @@ final class Torrent: @unchecked Sendable {
 
     func peerClosed(_ peer: PeerConnection) {
         guard peers.removeValue(forKey: peer.id) != nil else { return }
+        if metadataSource == peer.id { metadataSource = nil }
         lastPEXSent[peer.id] = nil
         if let session = peer.session {
             if let bits = session.peerHas { picker?.peerRemoved(bits) }
@@ -418,14 +435,14 @@ final class Torrent: @unchecked Sendable {
         guard outcome != .unexpected else { return }
         let piece = range.piece.value
         var buffer = assembling[piece]
-            ?? PieceBuffer(bytes: [UInt8](repeating: 0, count: metainfo.info.lengths.pieceSize(range.piece)))
+            ?? PieceBuffer(bytes: [UInt8](repeating: 0, count: metainfo.info.lengths.pieceSize(range.piece)),
+                           senders: [Sender?](repeating: nil, count: metainfo.info.lengths.blockCount(range.piece)))
         buffer.bytes.withUnsafeMutableBytes { target in
             data.withUnsafeBytes { source in
                 target.baseAddress!.advanced(by: range.begin).copyMemory(from: source.baseAddress!, byteCount: data.count)
             }
         }
-        buffer.contributors.insert(peer.id)
-        buffer.contributorAddresses.insert(peer.address)
+        buffer.senders[range.blockIndex] = Sender(connection: peer.id, address: peer.address, peerID: peer.remotePeerID)
         // Endgame duplicates of this block elsewhere are no longer needed.
         for other in peers.values where other.id != peer.id {
             if var session = other.session, session.cancelled(range) {
@@ -452,7 +469,9 @@ final class Torrent: @unchecked Sendable {
             return true
         }.whenComplete { [self] result in
             switch result {
-            case .success(true): pieceVerified(piece, size: bytes.count)
+            case .success(true):
+                pieceVerified(piece, size: bytes.count)
+                if let failed = failedPieces.removeValue(forKey: piece.value) { smartBan(failed, good: bytes) }
             case .success(false): pieceFailed(piece, buffer)
             case .failure(let error):
                 picker?.pieceFailed(piece)
@@ -483,14 +502,44 @@ final class Torrent: @unchecked Sendable {
     private func pieceFailed(_ piece: PieceIndex, _ buffer: PieceBuffer) {
         hashFailures += 1
         picker?.pieceFailed(piece)
-        logger.warning("hash check failed", metadata: ["piece": "\(piece.value)", "peers": "\(buffer.contributors.count)"])
-        // A peer that alone sent the piece is banned at once; sharing peers after repeats.
-        for id in buffer.contributors {
-            guard let peer = peers[id] else { continue }
-            peer.hashFailures += 1
-            if buffer.contributors.count == 1 || peer.hashFailures >= Torrent.maxHashFailures { ban(peer) }
+        let senders = buffer.distinctSenders
+        logger.warning("hash check failed", metadata: ["piece": "\(piece.value)", "peers": "\(senders.count)"])
+        if senders.count == 1, let sender = senders.first {
+            // It alone sent the piece: it sent bad data.
+            ban(sender)
+        } else {
+            // Several senders: keep the attempt; once the piece passes, the blocks that differ
+            // name the liar, and honest peers that shared the piece are never blamed.
+            failedPieces[piece.value] = buffer
+            failedOrder.removeAll { $0 == piece.value }
+            failedOrder.append(piece.value)
+            if failedOrder.count > Torrent.maxRememberedFailures {
+                failedPieces[failedOrder.removeFirst()] = nil
+            }
         }
-        if buffer.contributors.count == 1, let address = buffer.contributorAddresses.first { banned.insert(address) }
+    }
+
+    /// Bans the senders of every block of a failed attempt that differs from the good data.
+    private func smartBan(_ failed: PieceBuffer, good: [UInt8]) {
+        failedOrder.removeAll { failedPieces[$0] == nil }
+        var liars = Set<Sender>()
+        for (index, sender) in failed.senders.enumerated() {
+            guard let sender else { continue }
+            let start = index * Lengths.blockSize
+            let end = min(start + Lengths.blockSize, good.count)
+            if !failed.bytes[start..<end].elementsEqual(good[start..<end]) { liars.insert(sender) }
+        }
+        for liar in liars { ban(liar) }
+    }
+
+    private func ban(_ sender: Sender) {
+        banned.insert(sender.address)
+        if let id = sender.peerID { bannedIDs.insert(id) }
+        if let peer = peers[sender.connection] {
+            ban(peer)
+        } else {
+            logger.warning("banned peer", metadata: ["peer": "\(sender.address)"])
+        }
     }
 
     private func ban(_ peer: PeerConnection) {
@@ -498,6 +547,11 @@ final class Torrent: @unchecked Sendable {
         if let id = peer.remotePeerID { bannedIDs.insert(id) }
         logger.warning("banned peer", metadata: ["peer": "\(peer.address)"])
         peer.close(.banned)
+        // Its blocks in unfinished pieces are not trusted: those pieces start over.
+        for (piece, buffer) in assembling where buffer.senders.contains(where: { $0?.connection == peer.id }) {
+            assembling[piece] = nil
+            if let index = metainfo?.info.lengths.piece(piece) { picker?.pieceFailed(index) }
+        }
     }
 
     // MARK: Uploading
@@ -536,6 +590,10 @@ final class Torrent: @unchecked Sendable {
 
     private func requestMetadata(from peer: PeerConnection, now: Int64) {
         guard metainfo == nil, let id = peer.session?.remoteID("ut_metadata") else { return }
+        if metadataOneSource {
+            if metadataSource == nil { metadataSource = peer.id }
+            guard metadataSource == peer.id else { return }
+        }
         while peer.metadataRequests < 4, let piece = metadata.nextRequest(now: now) {
             peer.metadataRequests += 1
             peer.send(.extended(id: id, payload: MetadataMessage.request(piece: piece).payload))
@@ -566,10 +624,16 @@ final class Torrent: @unchecked Sendable {
                 requestMetadata(from: peer, now: now)
             case .invalid:
                 peer.close(.protocolViolation("bad ut_metadata piece"))
-            case .hashMismatch(let liars):
-                logger.warning("metadata does not match the info hash")
-                for id in liars { if let liar = peers[id] { ban(liar) } }
+            case .hashMismatch(let senders):
+                logger.warning("metadata does not match the info hash", metadata: ["peers": "\(senders.count)"])
+                if senders.count == 1, let liar = peers[senders[0]] {
+                    ban(liar)
+                } else {
+                    metadataOneSource = true
+                }
+                metadataSource = nil
             case .complete(let metainfo):
+                for liar in metadata.liars(in: metainfo.infoBytes) { if let peer = peers[liar] { ban(peer) } }
                 metadataArrived(metainfo)
             }
         }
@@ -696,8 +760,8 @@ final class Torrent: @unchecked Sendable {
         announcer?.stop()
         for peer in peers.values { peer.close(.shutdown) }
         let waiters = completionWaiters
-        completionWaiters = []
-        waiters.forEach { $0.fail(TorrentFailure(message: "stopped")) }
+        completionWaiters = [:]
+        waiters.values.forEach { $0.fail(TorrentFailure(message: "stopped")) }
         metadataWaiters.forEach { $0.fail(TorrentFailure(message: "stopped")) }
         metadataWaiters = []
         guard let picker, let storage else { return engine.loop.makeSucceededVoidFuture() }
