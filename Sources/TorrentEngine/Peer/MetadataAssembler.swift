@@ -83,6 +83,15 @@ public struct MetadataAssembler: Sendable {
         if piece >= 0 && piece < requestedAt.count { requestedAt[piece] = nil }
     }
 
+    /// Drops the pieces collected so far (the size stays): a new single source starts over.
+    public mutating func discardPieces() {
+        for index in pieces.indices {
+            pieces[index] = nil
+            requestedAt[index] = nil
+        }
+        sources = [:]
+    }
+
     /// Forgets everything, the size included: a liar may have announced it first.
     private mutating func reset() {
         totalSize = nil

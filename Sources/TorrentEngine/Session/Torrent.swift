@@ -49,6 +49,8 @@ final class Torrent: @unchecked Sendable {
     /// time, so the next failure names the liar and honest peers are never blamed.
     var metadataOneSource = false
     var metadataSource: Int?
+    /// Peers already given their turn as the single source (a rejecting one loses it).
+    var metadataTried = Set<Int>()
     var choker: Choker
     var lastChoke: Int64 = 0
     var lastResumeSave: Int64 = 0
@@ -591,7 +593,16 @@ final class Torrent: @unchecked Sendable {
     private func requestMetadata(from peer: PeerConnection, now: Int64) {
         guard metainfo == nil, let id = peer.session?.remoteID("ut_metadata") else { return }
         if metadataOneSource {
-            if metadataSource == nil { metadataSource = peer.id }
+            if metadataSource == nil {
+                // Everyone had a turn: start another round.
+                if peers.values.allSatisfy({ metadataTried.contains($0.id) || $0.session?.remoteID("ut_metadata") == nil }) {
+                    metadataTried = []
+                }
+                guard !metadataTried.contains(peer.id) else { return }
+                metadataSource = peer.id
+                metadataTried.insert(peer.id)
+                metadata.discardPieces()
+            }
             guard metadataSource == peer.id else { return }
         }
         while peer.metadataRequests < 4, let piece = metadata.nextRequest(now: now) {
@@ -616,9 +627,13 @@ final class Torrent: @unchecked Sendable {
         case .reject(let piece):
             peer.metadataRequests = max(0, peer.metadataRequests - 1)
             metadata.rejected(piece: piece)
+            // A single source that will not serve every piece hands its turn on.
+            if metadataSource == peer.id { metadataSource = nil }
         case .data(let piece, let totalSize, let data):
-            guard metainfo == nil else { return }
-            peer.metadataRequests = max(0, peer.metadataRequests - 1)
+            // Only answers to our requests count, and only from the single source once one is chosen.
+            guard metainfo == nil, peer.metadataRequests > 0 else { return }
+            peer.metadataRequests -= 1
+            if metadataOneSource && metadataSource != peer.id { return }
             switch metadata.received(piece: piece, totalSize: totalSize, data: data, from: peer.id) {
             case .incomplete:
                 requestMetadata(from: peer, now: now)
