@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
+import swarm
+
 # Tests/interop/conftest.py -> Tests/interop -> Tests -> <repo root>
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -32,6 +34,49 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 SUBPROCESS_TIMEOUT = 120
 # Bound for libtorrent's recheck of our torrents.
 LT_CHECK_TIMEOUT = 30.0
+
+
+# ---------------------------------------------------------------------------
+# Network isolation: the whole session runs in a loopback-only namespace
+# ---------------------------------------------------------------------------
+
+def pytest_configure(config):
+    """Before any test (and any network use), move the pytest process into a
+    fresh network namespace that has only `lo`: every tool the tests start
+    (libtorrent, aria2, transmission, opentracker, torrentfs) inherits it, so
+    nothing can reach another machine, whatever their defaults (DHT routers,
+    UPnP, LSD multicast). Refuses to run on the host network."""
+    if getattr(config, "_torrentfs_isolated", False):
+        return
+    try:
+        swarm.isolate_network()
+    except swarm.IsolationError as e:
+        pytest.exit(f"refusing to run the interop tests on the host network: {e}",
+                    returncode=4)
+    config._torrentfs_isolated = True
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def procs(request, tmp_path: Path):
+    """Processes (and cleanups) of one test: stopped by PID at the end, in
+    reverse order (SIGTERM, then SIGKILL after a grace period); on failure
+    their output tails are printed."""
+    group = swarm.ProcGroup(tmp_path / "logs")
+    yield group
+    group.stop_all()
+    failed = any(getattr(request.node, "rep_" + w, None) is not None
+                 and getattr(request.node, "rep_" + w).failed
+                 for w in ("setup", "call"))
+    if failed and group.procs:
+        print("\n===== process logs =====")
+        print(group.report())
 
 
 def _torrentfs_path() -> Path:

@@ -167,25 +167,30 @@ public struct PeerSession: Sendable {
             peerHas![piece] = true
             return [.have(index)]
         case .bitfield(let bytes):
-            guard !hasAnnouncedPieces else { return violation("second bitfield") }
+            // A later bitfield is an update, not a violation: aria2 sends one instead of many
+            // HAVEs. Pieces are only ever added (peers do not lose pieces).
             guard let lengths else {
-                pendingBitfield = bytes
+                if let pending = pendingBitfield, !pending.isEmpty || pendingHaveNone {
+                    guard pending.count == bytes.count || pending.isEmpty else {
+                        return violation("bitfields of different lengths")
+                    }
+                    pendingBitfield = pending.isEmpty ? bytes : zip(pending, bytes).map { $0 | $1 }
+                } else if !pendingHaveAll {
+                    pendingBitfield = bytes
+                }
                 return []
             }
             guard let bits = Bitfield(wire: bytes, count: lengths.pieceCount) else {
                 return violation("bitfield of the wrong length or with spare bits set")
             }
-            peerHas = bits
-            return [.bitfield(bits)]
+            return merge(bits)
         case .haveAll, .haveNone:
             guard fast else { return violation("fast extension message without the fast bit") }
-            guard !hasAnnouncedPieces else { return violation("second bitfield") }
             guard let lengths else {
-                if message == .haveAll { pendingHaveAll = true } else { pendingHaveNone = true }
+                if message == .haveAll { pendingHaveAll = true } else if !hasAnnouncedPieces { pendingHaveNone = true }
                 return []
             }
-            peerHas = Bitfield(count: lengths.pieceCount, allSet: message == .haveAll)
-            return [.bitfield(peerHas!)]
+            return merge(Bitfield(count: lengths.pieceCount, allSet: message == .haveAll))
         case .request(let piece, let begin, let length):
             guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: length) else {
                 return violation("request \(piece)/\(begin)/\(length) out of range")
@@ -252,6 +257,21 @@ public struct PeerSession: Sendable {
         default:
             return []  // an extension we did not announce: ignore
         }
+    }
+
+    /// The first announcement becomes the peer's pieces; later ones add their new pieces as haves.
+    private mutating func merge(_ bits: Bitfield) -> [PeerEvent] {
+        guard var current = peerHas else {
+            peerHas = bits
+            return [.bitfield(bits)]
+        }
+        var events: [PeerEvent] = []
+        for piece in bits.setIndices where !current[piece] {
+            current[piece] = true
+            events.append(.have(lengths!.piece(piece)!))
+        }
+        peerHas = current
+        return events
     }
 
     /// A bitfield, have all or have none arrived (or is held until the metadata).

@@ -130,8 +130,10 @@ final class Engine: @unchecked Sendable {
             }
             .connect(host: address.host, port: Int(address.port))
             .whenComplete { [self] result in
-                torrent.connecting.remove(address)
+                // On success the address stays "connecting" until the handshake completes or
+                // the connection closes, so no second dial starts meanwhile.
                 if case .failure(let error) = result {
+                    torrent.connecting.remove(address)
                     torrent.connectFailed(address, error: "\(error)")
                     logger.debug("connect failed", metadata: ["peer": "\(address)", "error": "\(error)"])
                 }

@@ -251,6 +251,7 @@ final class Torrent: @unchecked Sendable {
     }
 
     func peerHandshaken(_ peer: PeerConnection, _ handshake: Handshake) {
+        if !peer.incoming { connecting.remove(peer.address) }
         if let id = peer.remotePeerID, bannedIDs.contains(id) {
             peer.close(.banned)
             return
@@ -298,6 +299,7 @@ final class Torrent: @unchecked Sendable {
     }
 
     func peerClosed(_ peer: PeerConnection) {
+        if !peer.incoming { connecting.remove(peer.address) }
         guard peers.removeValue(forKey: peer.id) != nil else { return }
         if metadataSource == peer.id { metadataSource = nil }
         lastPEXSent[peer.id] = nil
