@@ -93,16 +93,31 @@ def run_timed(cmd, timeout=600):
 
 
 def opentracker(root, infohash):
+    """Debian's opentracker (whitelist build): it chroots to its root dir and drops to
+    nobody, so the whitelist path is inside the chroot and readable by nobody."""
     port = free_port()
-    wl = os.path.join(root, "whitelist")
-    with open(wl, "w") as f:
+    trackroot = os.path.join(root, "opentracker")
+    os.makedirs(trackroot)
+    os.chmod(trackroot, 0o755)
+    with open(os.path.join(trackroot, "whitelist.txt"), "w") as f:
         f.write(infohash + "\n")
-    conf = os.path.join(root, "opentracker.conf")
+    os.chmod(os.path.join(trackroot, "whitelist.txt"), 0o644)
+    conf = os.path.join(trackroot, "opentracker.conf")
     with open(conf, "w") as f:
-        f.write(f"listen.tcp_udp 127.0.0.1:{port}\naccess.whitelist {wl}\ntracker.user nobody\n")
+        f.write(f"listen.tcp_udp 127.0.0.1:{port}\naccess.whitelist /whitelist.txt\n"
+                f"tracker.rootdir {trackroot}\ntracker.user nobody\n")
     proc = subprocess.Popen(["opentracker", "-f", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    return proc, port
+    deadline = time.monotonic() + 10
+    while True:  # ready once it answers announces for our hash (the whitelist loads asynchronously)
+        try:
+            if b"failure reason" not in announce(port, infohash, 1, event="stopped"):
+                return proc, port
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("opentracker did not come up")
+        time.sleep(0.05)
 
 
 def bench_case(label, files, piece, seeders):
@@ -178,11 +193,12 @@ def bench_case(label, files, piece, seeders):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def announce(port, infohash, peer_port):
+def announce(port, infohash, peer_port, event="completed"):
     import urllib.request, urllib.parse
     q = "info_hash=" + urllib.parse.quote(bytes.fromhex(infohash)) + "&peer_id=" + urllib.parse.quote(os.urandom(20)) \
-        + f"&port={peer_port}&uploaded=0&downloaded=0&left=0&event=completed&compact=1"
-    urllib.request.urlopen(f"http://127.0.0.1:{port}/announce?{q}", timeout=5).read()
+        + f"&port={peer_port}&uploaded=0&downloaded=0&left=0&event={event}&compact=1"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/announce?{q}", timeout=5) as response:
+        return response.read()
 
 
 def check(src, out):

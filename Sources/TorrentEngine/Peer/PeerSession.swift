@@ -211,12 +211,11 @@ public struct PeerSession: Sendable {
             incoming.removeAll { $0 == range }
             return []
         case .piece(let piece, let begin, let block):
-            guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: block.count) else {
-                return violation("piece \(piece)/\(begin)/\(block.count) out of range")
+            switch receivedBlock(piece: piece, begin: begin, length: block.count, now: now) {
+            case .accept(let range): return [.block(range, block)]
+            case .drop: return []
+            case .violation(let events): return events
             }
-            // Unrequested (or cancelled, or timed out) blocks are dropped, not trusted.
-            guard outstanding.removeValue(forKey: range) != nil else { return [] }
-            return [.block(range, block)]
         case .reject(let piece, let begin, let length):
             guard fast else { return violation("reject without the fast extension") }
             guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: length),
@@ -235,6 +234,24 @@ public struct PeerSession: Sendable {
             guard extensions else { return violation("extended message without the extension bit") }
             return receivedExtended(id: id, payload: payload, now: now)
         }
+    }
+
+    public enum BlockVerdict: Equatable, Sendable {
+        case accept(BlockRange)
+        case drop
+        case violation([PeerEvent])
+    }
+
+    /// The header of a PIECE message, checked before its bytes are touched (the engine
+    /// copies accepted blocks straight from the socket buffer).
+    public mutating func receivedBlock(piece: Int, begin: Int, length: Int, now: Int64) -> BlockVerdict {
+        lastReceived = now
+        guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: length) else {
+            return .violation(violation("piece \(piece)/\(begin)/\(length) out of range"))
+        }
+        // Unrequested (or cancelled, or timed out) blocks are dropped, not trusted.
+        guard outstanding.removeValue(forKey: range) != nil else { return .drop }
+        return .accept(range)
     }
 
     private mutating func receivedExtended(id: UInt8, payload: [UInt8], now: Int64) -> [PeerEvent] {

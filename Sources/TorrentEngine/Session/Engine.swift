@@ -190,6 +190,10 @@ final class Engine: @unchecked Sendable {
         connection.torrent?.messageReceived(connection, message)
     }
 
+    func blockArrived(_ connection: PeerConnection, piece: Int, begin: Int, bytes: UnsafeRawBufferPointer) {
+        connection.torrent?.blockArrived(connection, piece: piece, begin: begin, bytes: bytes)
+    }
+
     func protocolError(_ connection: PeerConnection, _ what: String) {
         connection.close(.protocolViolation(what))
     }

@@ -80,6 +80,20 @@ final class PeerChannelHandler: ChannelInboundHandler {
                 return
             }
             guard buffer.readableBytes >= 4 + Int(length) else { return }
+            // PIECE: the block is handed over in place, so it is copied once, into its piece.
+            if length >= 9, connection.session != nil,
+               buffer.getInteger(at: buffer.readerIndex + 4, as: UInt8.self) == PeerMessage.ID.piece.rawValue {
+                let piece = Int(buffer.getInteger(at: buffer.readerIndex + 5, as: UInt32.self)!)
+                let begin = Int(buffer.getInteger(at: buffer.readerIndex + 9, as: UInt32.self)!)
+                buffer.moveReaderIndex(forwardBy: 13)
+                let count = Int(length) - 9
+                buffer.withUnsafeReadableBytes { raw in
+                    engine.blockArrived(connection, piece: piece, begin: begin,
+                                        bytes: UnsafeRawBufferPointer(rebasing: raw[0..<count]))
+                }
+                buffer.moveReaderIndex(forwardBy: count)
+                continue
+            }
             buffer.moveReaderIndex(forwardBy: 4)
             if length == 0 {
                 engine.messageReceived(connection, .keepAlive)

@@ -321,6 +321,23 @@ final class Torrent: @unchecked Sendable {
         handle(events, from: peer, now: now)
     }
 
+    /// A PIECE message, its block still in the socket buffer.
+    func blockArrived(_ peer: PeerConnection, piece: Int, begin: Int, bytes: UnsafeRawBufferPointer) {
+        guard var session = peer.session else { return }
+        let now = Engine.now()
+        let verdict = session.receivedBlock(piece: piece, begin: begin, length: bytes.count, now: now)
+        peer.session = session
+        switch verdict {
+        case .accept(let range):
+            blockReceived(range, bytes, from: peer, now: now)
+            fillRequests(peer, now: now)
+        case .drop:
+            break
+        case .violation(let events):
+            handle(events, from: peer, now: now)
+        }
+    }
+
     private func handle(_ events: [PeerEvent], from peer: PeerConnection, now: Int64) {
         var needRequests = false
         for event in events {
@@ -334,7 +351,7 @@ final class Torrent: @unchecked Sendable {
                 updateInterest(peer)
                 needRequests = true
             case .block(let range, let data):
-                blockReceived(range, data, from: peer, now: now)
+                data.withUnsafeBytes { blockReceived(range, $0, from: peer, now: now) }
                 needRequests = true
             case .requestsDropped(let blocks):
                 for block in blocks { picker?.requestDropped(block) }
@@ -429,7 +446,8 @@ final class Torrent: @unchecked Sendable {
         return peers.values.reduce(0) { $0 + $1.downloadMeter.rate(now: now) } / Double(peers.count)
     }
 
-    private func blockReceived(_ range: BlockRange, _ data: [UInt8], from peer: PeerConnection, now: Int64) {
+    private func blockReceived(_ range: BlockRange, _ data: UnsafeRawBufferPointer, from peer: PeerConnection,
+                               now: Int64) {
         guard var picker, let metainfo else { return }
         peer.downloadMeter.add(data.count, now: now)
         peer.lastBlockAt = now
@@ -442,9 +460,7 @@ final class Torrent: @unchecked Sendable {
             ?? PieceBuffer(bytes: [UInt8](repeating: 0, count: metainfo.info.lengths.pieceSize(range.piece)),
                            senders: [Sender?](repeating: nil, count: metainfo.info.lengths.blockCount(range.piece)))
         buffer.bytes.withUnsafeMutableBytes { target in
-            data.withUnsafeBytes { source in
-                target.baseAddress!.advanced(by: range.begin).copyMemory(from: source.baseAddress!, byteCount: data.count)
-            }
+            target.baseAddress!.advanced(by: range.begin).copyMemory(from: data.baseAddress!, byteCount: data.count)
         }
         buffer.senders[range.blockIndex] = Sender(connection: peer.id, address: peer.address, peerID: peer.remotePeerID)
         // Endgame duplicates of this block elsewhere are no longer needed.
