@@ -1,15 +1,17 @@
 import BitTorrent
 import Crypto
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Makes a .torrent from a file or a directory: deterministic file order, pieces hashed in
-/// parallel on every core while the next batch is read, in bounded memory (two batches).
+/// Makes a .torrent from a file or a directory: deterministic file order, and every core
+/// reading and hashing its own runs of consecutive pieces, in bounded memory (one chunk
+/// per thread).
 public enum TorrentCreator {
-    /// Bytes read per batch (rounded to whole pieces); two batches are in memory at once.
-    public static let batchBytes = 32 << 20
+    /// Bytes one thread reads at a time (rounded to whole pieces, at least one piece).
+    public static let chunkBytes = 8 << 20
 
     public struct Result: Sendable {
         /// The .torrent file.
@@ -46,37 +48,15 @@ public enum TorrentCreator {
     static func hashPieces(_ content: ContentScanner.Content, totalLength: Int64, pieceLength: Int,
                            threads: Int) throws(EngineError) -> [Digest20] {
         let pieceCount = Int((totalLength + Int64(pieceLength) - 1) / Int64(pieceLength))
-        let piecesPerBatch = max(1, batchBytes / pieceLength)
-        let batchSize = piecesPerBatch * pieceLength
+        let piecesPerChunk = max(1, chunkBytes / pieceLength)
+        let chunkCount = (pieceCount + piecesPerChunk - 1) / piecesPerChunk
         let digests = DigestTable(count: pieceCount)
         defer { digests.deallocate() }
-        var reader = ContentReader(files: content.files)
-        defer { reader.close() }
-        let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: batchSize, alignment: 64),
-                       UnsafeMutableRawBufferPointer.allocate(byteCount: batchSize, alignment: 64)]
-        defer { buffers.forEach { $0.deallocate() } }
-        let queue = DispatchQueue(label: "torrentfs.create.hash")
-        var current = 0
-        var firstPiece = 0
-        var filled = try reader.read(into: buffers[current])
-        while filled > 0 {
-            let job = HashJob(buffer: UnsafeRawBufferPointer(buffers[current]), filled: filled,
-                              pieceLength: pieceLength, firstPiece: firstPiece, digests: digests, threads: threads)
-            let group = DispatchGroup()
-            queue.async(group: group) { job.run() }
-            let next = 1 - current
-            let nextFilled: Int
-            do {
-                nextFilled = try reader.read(into: buffers[next])
-            } catch {
-                group.wait()
-                throw error
-            }
-            group.wait()
-            firstPiece += (filled + pieceLength - 1) / pieceLength
-            current = next
-            filled = nextFilled
-        }
+        let job = ChunkJob(files: content.files, totalLength: totalLength, pieceLength: pieceLength,
+                           piecesPerChunk: piecesPerChunk, chunkCount: chunkCount,
+                           workers: max(1, min(threads, chunkCount)), digests: digests)
+        DispatchQueue.concurrentPerform(iterations: job.workers) { job.run(worker: $0) }
+        if let error = job.failure.withLock({ $0 }) { throw error }
         return digests.values
     }
 }
@@ -102,69 +82,120 @@ final class DigestTable: @unchecked Sendable {
     func deallocate() { storage.deallocate() }
 }
 
-/// Hashing one batch of whole pieces (the last may be short) on all threads.
-struct HashJob: @unchecked Sendable {
-    let buffer: UnsafeRawBufferPointer
-    let filled: Int
+/// One thread's share of the hashing: chunks `worker`, `worker + workers`, … each read with
+/// positional reads and hashed piece by piece.
+final class ChunkJob: Sendable {
+    let files: [ContentScanner.File]
+    let offsets: [Int64]
+    let totalLength: Int64
     let pieceLength: Int
-    let firstPiece: Int
+    let piecesPerChunk: Int
+    let chunkCount: Int
+    let workers: Int
     let digests: DigestTable
-    let threads: Int
+    let failure = Mutex<EngineError?>(nil)
 
-    func run() {
-        let pieces = (filled + pieceLength - 1) / pieceLength
-        let workers = max(1, min(threads, pieces))
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var piece = worker
-            while piece < pieces {
-                let start = piece * pieceLength
-                let end = min(filled, start + pieceLength)
-                digests.set(firstPiece + piece, Insecure.SHA1.hash(data: UnsafeRawBufferPointer(rebasing: buffer[start..<end])))
-                piece += workers
+    init(files: [ContentScanner.File], totalLength: Int64, pieceLength: Int, piecesPerChunk: Int, chunkCount: Int,
+         workers: Int, digests: DigestTable) {
+        self.files = files
+        var offsets: [Int64] = []
+        var running: Int64 = 0
+        for file in files {
+            offsets.append(running)
+            running += file.length
+        }
+        self.offsets = offsets
+        self.totalLength = totalLength
+        self.pieceLength = pieceLength
+        self.piecesPerChunk = piecesPerChunk
+        self.chunkCount = chunkCount
+        self.workers = workers
+        self.digests = digests
+    }
+
+    func run(worker: Int) {
+        let chunkLength = piecesPerChunk * pieceLength
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkLength, alignment: 64)
+        defer { buffer.deallocate() }
+        var reader = ContentReader(files: files, offsets: offsets)
+        defer { reader.close() }
+        var chunk = worker
+        while chunk < chunkCount && failure.withLock({ $0 == nil }) {
+            let firstPiece = chunk * piecesPerChunk
+            let start = Int64(firstPiece) * Int64(pieceLength)
+            let length = Int(min(Int64(chunkLength), totalLength - start))
+            do {
+                try reader.read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]))
+            } catch {
+                failure.withLock { $0 = $0 ?? error }
+                return
             }
+            var offset = 0
+            var piece = firstPiece
+            while offset < length {
+                let end = min(length, offset + pieceLength)
+                digests.set(piece, Insecure.SHA1.hash(data: UnsafeRawBufferPointer(rebasing: buffer[offset..<end])))
+                offset = end
+                piece += 1
+            }
+            chunk += workers
         }
     }
 }
 
-/// Reads the concatenation of a torrent's files sequentially.
+/// Positional reads of the concatenation of a torrent's files, one open file at a time.
 struct ContentReader {
     let files: [ContentScanner.File]
-    var fileIndex = 0
-    var offsetInFile: Int64 = 0
+    let offsets: [Int64]
+    var openIndex = -1
     var fd: Int32 = -1
 
-    init(files: [ContentScanner.File]) { self.files = files }
-
-    /// Fills `buffer` as far as the content allows; returns the bytes filled (0 at the end).
-    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(EngineError) -> Int {
+    /// Fills `buffer` with the content bytes starting at `offset`.
+    mutating func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(EngineError) {
+        // The last file starting at or before `offset`…
+        var low = 0
+        var high = files.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if offsets[mid] <= offset { low = mid } else { high = mid - 1 }
+        }
+        var index = low
         var filled = 0
-        while filled < buffer.count && fileIndex < files.count {
-            let file = files[fileIndex]
-            if offsetInFile == file.length {
-                close()
-                fileIndex += 1
-                offsetInFile = 0
+        var position = offset
+        while filled < buffer.count {
+            guard index < files.count else { throw EngineError.fileChanged(path: files[files.count - 1].absolutePath) }
+            let file = files[index]
+            let inFile = position - offsets[index]
+            if inFile >= file.length {  // …skipping empty files and ones already read past
+                index += 1
                 continue
             }
-            if fd < 0 {
-                fd = Glibc.open(file.absolutePath, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw EngineError.io(operation: "open", path: file.absolutePath, errno: errno) }
-            }
-            let want = Int(min(Int64(buffer.count - filled), file.length - offsetInFile))
-            let got = pread(fd, buffer.baseAddress! + filled, want, off_t(offsetInFile))
+            let fd = try descriptor(index)
+            let want = Int(min(Int64(buffer.count - filled), file.length - inFile))
+            let got = pread(fd, buffer.baseAddress! + filled, want, off_t(inFile))
             if got < 0 {
                 if errno == EINTR { continue }
                 throw EngineError.io(operation: "read", path: file.absolutePath, errno: errno)
             }
             guard got > 0 else { throw EngineError.fileChanged(path: file.absolutePath) }
             filled += got
-            offsetInFile += Int64(got)
+            position += Int64(got)
         }
-        return filled
+    }
+
+    private mutating func descriptor(_ index: Int) throws(EngineError) -> Int32 {
+        if openIndex == index { return fd }
+        close()
+        let path = files[index].absolutePath
+        fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw EngineError.io(operation: "open", path: path, errno: errno) }
+        openIndex = index
+        return fd
     }
 
     mutating func close() {
         if fd >= 0 { _ = Glibc.close(fd) }
         fd = -1
+        openIndex = -1
     }
 }

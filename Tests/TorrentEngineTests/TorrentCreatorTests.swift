@@ -127,7 +127,7 @@ struct TorrentCreatorTests {
         #expect(result.metainfo.info.files.map(\.path) == [["only"]])
     }
 
-    @Test("more data than one 32 MiB batch, with file boundaries inside pieces and batches")
+    @Test("many chunks per thread, with file boundaries inside pieces and chunks")
     func severalBatches() throws {
         let scratch = try Scratch()
         var generator = SplitMix64(seed: 4)
@@ -138,7 +138,7 @@ struct TorrentCreatorTests {
             try scratch.write(["part\(index)"], bytes)
             data += bytes
         }
-        #expect(data.count > TorrentCreator.batchBytes)
+        #expect(data.count > 4 * TorrentCreator.chunkBytes)
         let result = try TorrentCreator.create(path: scratch.path, pieceLength: 16384)
         verifyPieces(result, data: data, pieceLength: 16384)
         #expect(result.metainfo.info.pieceHashes.count == 2561)
