@@ -40,10 +40,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent"]),
+        // Helpers shared by the test targets (seeded random data).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "TestSupport"]),
         .testTarget(
             name: "TorrentEngineTests",
-            dependencies: ["TorrentEngine", "BitTorrent", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["TorrentEngine", "BitTorrent", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ],
     swiftLanguageModes: [.v6]

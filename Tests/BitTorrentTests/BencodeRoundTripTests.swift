@@ -1,4 +1,5 @@
 import BitTorrent
+import TestSupport
 import Testing
 
 /// Random bencode trees. Dictionaries are built with sorted, unique keys, which is the

@@ -1,4 +1,5 @@
 import BitTorrent
+import TestSupport
 import Testing
 
 /// A bitfield from a picture: "1" set, anything else clear ("10_01" reads as "10001"

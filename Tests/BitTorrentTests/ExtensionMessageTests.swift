@@ -1,4 +1,5 @@
 import BitTorrent
+import TestSupport
 import Testing
 
 /// A compact IPv4 peer: address bytes then big-endian port.

@@ -1,4 +1,5 @@
 import BitTorrent
+import TestSupport
 import Testing
 
 /// What every sanitized path element must be: a single, visible, local name.

@@ -1,4 +1,5 @@
 import BitTorrent
+import TestSupport
 import Testing
 
 /// The error `body` throws, or nil when it returns.

@@ -1,4 +1,5 @@
 import BitTorrent
+import TestSupport
 import Testing
 
 @Suite("TorrentBuilder")

@@ -1,5 +1,6 @@
 import BitTorrent
 import Foundation
+import TestSupport
 import Testing
 @testable import TorrentEngine
 

@@ -1,5 +1,6 @@
 import BitTorrent
 import Crypto
+import TestSupport
 import Testing
 
 @Suite("SHA-1 against swift-crypto")

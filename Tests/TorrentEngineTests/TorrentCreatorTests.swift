@@ -1,6 +1,7 @@
 import BitTorrent
 import Crypto
 import Foundation
+import TestSupport
 import Testing
 import TorrentEngine
 

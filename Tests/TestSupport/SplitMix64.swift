@@ -1,12 +1,11 @@
-// A copy of BitTorrentTests/SplitMix64.swift: the package has no shared test-support target.
 /// A tiny seeded generator (Steele, Lea, Flood: SplitMix64) so property tests are
 /// reproducible: a failure names its seed and replays exactly.
-struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -15,7 +14,7 @@ struct SplitMix64: RandomNumberGenerator {
     }
 
     /// `count` pseudo-random bytes.
-    mutating func bytes(_ count: Int) -> [UInt8] {
+    public mutating func bytes(_ count: Int) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(count + 8)
         while out.count < count {
