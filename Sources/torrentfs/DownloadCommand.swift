@@ -27,13 +27,7 @@ struct DownloadCommand: AsyncParsableCommand {
     func run() async throws {
         let source = try TorrentInput.load(torrent).source
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        let session = Session(configuration: try network.configuration(dataDirectory: output), logger: network.logger())
-        let port: Int
-        do {
-            port = try await session.start()
-        } catch {
-            throw CLIError("cannot listen: \(error)")
-        }
+        let (session, port) = try await network.startSession(dataDirectory: output)
         var options = TorrentOptions()
         options.peers = try network.parsedPeers()
         options.sequential = sequential
@@ -115,14 +109,7 @@ struct SeedCommand: AsyncParsableCommand {
                 }
             }
         }
-        let session = Session(configuration: try network.configuration(dataDirectory: dataDirectory),
-                              logger: network.logger())
-        let port: Int
-        do {
-            port = try await session.start()
-        } catch {
-            throw CLIError("cannot listen: \(error)")
-        }
+        let (session, port) = try await network.startSession(dataDirectory: dataDirectory)
         var options = TorrentOptions()
         options.peers = try network.parsedPeers()
         let hash = try await session.add(.metainfo(metainfo), options: options)
@@ -197,6 +184,17 @@ struct NetworkOptions: ParsableArguments {
             if !bad.isEmpty { note("blocklist: ignored \(bad.count) unreadable lines (first: line \(bad[0]))") }
         }
         return configuration
+    }
+
+    /// A session for these options, listening; its port.
+    func startSession(dataDirectory: String) async throws -> (Session, Int) {
+        let session = Session(configuration: try configuration(dataDirectory: dataDirectory), logger: logger())
+        do {
+            return (session, try await session.start())
+        } catch {
+            await session.shutdown()
+            throw CLIError("cannot listen: \(error)")
+        }
     }
 
     func parsedPeers() throws -> [PeerAddress] {
