@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "torrentfs", targets: ["torrentfs"]),
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
         .library(name: "TorrentEngine", targets: ["TorrentEngine"]),
+        .library(name: "TorrentFSCore", targets: ["TorrentFSCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -31,11 +32,25 @@ let package = Package(
             ],
             exclude: ["Picker/NOTES.md"]
         ),
+        // libfuse3 through pkg-config, with a shim header fixing FUSE_USE_VERSION.
+        .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // Filesystem logic without FUSE: inodes, tree, control files, read planning.
+        .target(
+            name: "TorrentFSCore",
+            dependencies: ["BitTorrent", "TorrentEngine", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The thin libfuse adapter: ops table, async replies, mount and unmount.
+        .target(
+            name: "TorrentFS",
+            dependencies: ["TorrentFSCore", "CFuse", "TorrentEngine", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "torrentfs",
             dependencies: [
                 "BitTorrent",
                 "TorrentEngine",
+                "TorrentFSCore",
+                "TorrentFS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -33,7 +33,7 @@ enum SignalWaiter {
 private nonisolated(unsafe) var signalPipeWriteFD: Int32 = -1
 
 /// The pipe the handler writes to, and the waiters it wakes.
-private final class SignalPipe: @unchecked Sendable {
+final class SignalPipe: @unchecked Sendable {
     static let shared = SignalPipe()
 
     private let lock = NSLock()
@@ -44,7 +44,7 @@ private final class SignalPipe: @unchecked Sendable {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return }
         signalPipeWriteFD = fds[1]
-        for number in [SIGINT, SIGTERM] {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { _ in
                 var byte: UInt8 = 1
@@ -69,6 +69,9 @@ private final class SignalPipe: @unchecked Sendable {
         lock.unlock()
         woken.values.forEach { $0.resume(returning: true) }
     }
+
+    /// Whether SIGINT or SIGTERM arrived (installs the handlers on first use).
+    var received: Bool { lock.withLock { signalled } }
 
     /// True when a signal arrived; false when the waiting task was cancelled.
     func wait() async -> Bool {

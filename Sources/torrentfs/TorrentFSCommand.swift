@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct TorrentFSCommand: AsyncParsableCommand {
@@ -6,6 +7,24 @@ struct TorrentFSCommand: AsyncParsableCommand {
         commandName: "torrentfs",
         abstract: "A streaming BitTorrent client whose interface is a filesystem.",
         version: "0.1.0",
-        subcommands: [InfoCommand.self, CreateCommand.self, DownloadCommand.self, SeedCommand.self]
+        subcommands: [MountCommand.self, AddCommand.self, StatusCommand.self, InfoCommand.self, CreateCommand.self,
+                      DownloadCommand.self, SeedCommand.self]
     )
+
+    /// `mount.torrentfs …` (a link to this binary) is `torrentfs mount …`.
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        let invokedAs = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
+        if invokedAs == "mount.torrentfs" { arguments.insert("mount", at: 0) }
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

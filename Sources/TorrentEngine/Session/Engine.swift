@@ -23,6 +23,8 @@ final class Engine: @unchecked Sendable {
     /// Completion waits cancelled before they were registered.
     var cancelledWaits = Set<Int>()
     var stopped = false
+    /// Told about verified pieces, checks and metadata (the filesystem).
+    var observer: (any SessionObserver)?
     /// HTTP(S) for trackers; redirects bounded (RELIABILITY: at most 5).
     let httpClient: HTTPClient
     /// One UDP socket for every UDP tracker.

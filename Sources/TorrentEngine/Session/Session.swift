@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import BitTorrent
 import Logging
 import NIOCore
@@ -33,8 +34,12 @@ public final class Session: Sendable {
             let hash = source.infoHash
             if let existing = engine.torrents[hash] {
                 for peer in options.peers { existing.addCandidate(peer) }
-                if case .magnet(let magnet) = source {
+                switch source {
+                case .magnet(let magnet):
                     for peer in magnet.peers { existing.addCandidate(peer) }
+                    existing.addTrackers(magnet.trackers.map { [$0] })
+                case .metainfo(let metainfo):
+                    existing.addTrackers(metainfo.trackerTiers)
                 }
                 return hash
             }
@@ -64,7 +69,7 @@ public final class Session: Sendable {
                     return engine.loop.makeFailedFuture(TorrentFailure(message: "no such torrent"))
                 }
                 if let error = torrent.error { return engine.loop.makeFailedFuture(TorrentFailure(message: error)) }
-                if torrent.state == .seeding { return engine.loop.makeSucceededVoidFuture() }
+                if torrent.picker?.isDone == true { return engine.loop.makeSucceededVoidFuture() }
                 if engine.cancelledWaits.remove(id) != nil { return engine.loop.makeFailedFuture(CancellationError()) }
                 let promise = engine.loop.makePromise(of: Void.self)
                 torrent.completionWaiters[id] = promise
@@ -109,14 +114,63 @@ public final class Session: Sendable {
         }.get()) ?? []
     }
 
-    /// Stops a torrent, saving its resume data.
-    public func remove(_ infoHash: InfoHash) async {
+    /// Stops a torrent, saving its resume data; with `deleteData`, its data files and resume
+    /// file are deleted instead.
+    public func remove(_ infoHash: InfoHash, deleteData: Bool = false) async {
         let engine = engine
         try? await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
             guard let torrent = engine.torrents.removeValue(forKey: infoHash) else { return engine.loop.makeSucceededVoidFuture() }
-            return torrent.stop()
+            let stopped = torrent.stop()
+            guard deleteData else { return stopped }
+            return stopped.flatMap { torrent.deleteFiles() }
         }.get()
     }
+
+    /// Receives piece, metadata and check events from every torrent, on the engine's
+    /// thread: implementations must return quickly and never block.
+    public func setObserver(_ observer: (any SessionObserver)?) async {
+        let engine = engine
+        try? await engine.loop.submit { engine.observer = observer }.get()
+    }
+
+    /// Sets (or, with nil, clears) the time by which pieces are needed, on the clock of
+    /// `Session.now()`. Pieces with a deadline are fetched even when their files are not
+    /// selected, nearest deadline first, from the fastest peers. Calls from one thread are
+    /// applied in order.
+    public func setDeadlines(_ infoHash: InfoHash, _ changes: [(piece: Int, deadline: Int64?)]) {
+        let engine = engine
+        engine.loop.execute { engine.torrents[infoHash]?.setDeadlines(changes) }
+    }
+
+    /// Verified pieces of a torrent (nil until its metadata is known and checked).
+    public func verifiedPieces(_ infoHash: InfoHash) async -> Bitfield? {
+        let engine = engine
+        return try? await engine.loop.submit { engine.torrents[infoHash]?.picker?.have }.get()
+    }
+
+    /// Calls `completion` on the engine's thread with every torrent's stats, without
+    /// suspending the caller (for callers that must not wait, such as filesystem threads).
+    public func withStats(_ completion: @escaping @Sendable ([TorrentStats]) -> Void) {
+        let engine = engine
+        engine.loop.execute {
+            let now = Engine.now()
+            completion(engine.torrents.values.map { $0.stats(now: now) })
+        }
+    }
+
+    /// Fetches a small resource (a .torrent file) over HTTP(S); fails past `limit` bytes,
+    /// after 5 redirects, or after 30 s.
+    public func fetch(_ url: String, limit: Int = 16 << 20) async throws -> [UInt8] {
+        let response = try await engine.httpClient.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+        guard (200..<300).contains(response.status.code) else {
+            throw TorrentFailure(message: "HTTP \(response.status.code) from \(url)")
+        }
+        let body = try await response.body.collect(upTo: limit)
+        return body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
+    }
+
+    /// The engine's monotonic clock in nanoseconds (the scale of deadlines).
+    public static func now() -> Int64 { Engine.now() }
 
     /// Closes every connection, saves resume data, and stops the threads.
     public func shutdown() async {
@@ -132,4 +186,14 @@ public final class Session: Sendable {
         try? await engine.pool.shutdownGracefully()
         try? await engine.group.shutdownGracefully()
     }
+}
+
+/// Events from the engine, delivered on its thread.
+public protocol SessionObserver: AnyObject, Sendable {
+    /// The torrent's pieces on disk were checked (after adding, or once metadata arrived).
+    func torrentChecked(_ infoHash: InfoHash, have: Bitfield)
+    /// A piece passed its hash check and is written to its files.
+    func pieceVerified(_ infoHash: InfoHash, piece: Int)
+    /// Metadata fetched from peers (magnet links) matched the info hash.
+    func metadataReceived(_ infoHash: InfoHash, metainfo: Metainfo)
 }

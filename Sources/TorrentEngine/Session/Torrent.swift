@@ -64,6 +64,10 @@ final class Torrent: @unchecked Sendable {
     var trackerStatus: [TrackerStatus] = []
     var completionWaiters: [Int: EventLoopPromise<Void>] = [:]
     var metadataWaiters: [EventLoopPromise<Metainfo>] = []
+    /// Read deadlines (engine clock) set before the picker existed; applied once it does.
+    var pendingDeadlines: [Int: Int64] = [:]
+    /// Every wanted piece was verified at the last state update.
+    var wasDone = false
     var verifiedBytes: Int64 = 0
     /// Bytes of the pieces we want (all, unless files were deselected).
     var wantedBytes: Int64?
@@ -114,8 +118,30 @@ final class Torrent: @unchecked Sendable {
     var name: String { metainfo?.info.name ?? magnet?.displayName ?? infoHash.hex }
     var isPrivate: Bool { metainfo?.info.isPrivate ?? false }
     var trackerTiers: [[String]] {
-        if let metainfo, !metainfo.trackerTiers.isEmpty { return metainfo.trackerTiers }
-        return magnet?.trackers.map { [$0] } ?? []
+        if let metainfo, !metainfo.trackerTiers.isEmpty { return metainfo.trackerTiers + extraTrackers }
+        return (magnet?.trackers.map { [$0] } ?? []) + extraTrackers
+    }
+    /// Trackers merged in when the same torrent was added again.
+    var extraTrackers: [[String]] = []
+
+    /// Merges trackers from a second add of the same torrent (not for private torrents,
+    /// whose trackers come from the torrent alone).
+    func addTrackers(_ tiers: [[String]]) {
+        guard !isPrivate else { return }
+        let known = Set(trackerStatus.map(\.url))
+        let fresh = tiers.map { $0.filter { !known.contains($0) } }.filter { !$0.isEmpty }
+        guard !fresh.isEmpty else { return }
+        let base = (trackerStatus.map(\.tier).max() ?? -1) + 1
+        for (offset, urls) in fresh.enumerated() {
+            for url in urls { trackerStatus.append(TrackerStatus(url: url, tier: base + offset)) }
+        }
+        extraTrackers += fresh
+        if let announcer {
+            announcer.tiers += fresh.map { $0.shuffled() }
+            if !announcer.inFlight { announcer.nextAnnounce = 0 }
+        } else {
+            announcer = TrackerAnnouncer(torrent: self, tiers: fresh)
+        }
     }
     var dataDirectory: String { options.dataDirectory ?? engine.configuration.dataDirectory }
     var resumePath: String { engine.configuration.resolvedStateDirectory + "/\(infoHash.hex).resume" }
@@ -177,6 +203,8 @@ final class Torrent: @unchecked Sendable {
             applySelection(selected, to: &picker, info: metainfo.info)
         }
         for peer in peers.values { if let bits = peer.session?.peerHas { picker.peerAdded(bits) } }
+        for (piece, deadline) in pendingDeadlines { picker.setDeadline(deadline, for: metainfo.info.lengths.piece(piece)!) }
+        pendingDeadlines = [:]
         self.picker = picker
         verifiedBytes = have.setIndices.reduce(0) { $0 + Int64(metainfo.info.lengths.pieceSize(metainfo.info.lengths.piece($1)!)) }
         resumeDirty = true
@@ -184,6 +212,28 @@ final class Torrent: @unchecked Sendable {
         updateState()
         logger.info("checked", metadata: ["have": "\(have.setCount)/\(have.count)"])
         for peer in peers.values where peer.session != nil { announceHaves(to: peer); updateInterest(peer) }
+        engine.observer?.torrentChecked(infoHash, have: have)
+    }
+
+    /// Sets or clears read deadlines (engine clock); pieces already verified are ignored.
+    func setDeadlines(_ changes: [(piece: Int, deadline: Int64?)]) {
+        guard !isStopped else { return }
+        guard var picker else {
+            for change in changes { pendingDeadlines[change.piece] = change.deadline }
+            return
+        }
+        for change in changes where change.piece >= 0 && change.piece < picker.lengths.pieceCount {
+            picker.setDeadline(change.deadline, for: picker.lengths.piece(change.piece)!)
+        }
+        self.picker = picker
+        updateState()
+        let now = Engine.now()
+        for peer in peers.values where peer.session != nil {
+            updateInterest(peer)
+            fillRequests(peer, now: now)
+            peer.flush()
+        }
+        connectMore(now: now)
     }
 
     /// Pieces that touch no selected file get priority `skip`.
@@ -200,10 +250,14 @@ final class Torrent: @unchecked Sendable {
     private func updateState() {
         guard let picker, error == nil else { return }
         let done = picker.isDone
-        let wasDone = state == .seeding
-        state = done ? .seeding : .downloading
-        if done {
-            if !wasDone && downloadMeter.total > 0 { announcer?.completed() }
+        let complete = picker.have.isComplete
+        // "idle": every wanted piece is here but not all of them (files not selected, or a
+        // filesystem torrent nobody is reading).
+        state = complete ? .seeding : done ? .idle : .downloading
+        let finished = done && !wasDone
+        wasDone = done
+        if finished {
+            if complete && downloadMeter.total > 0 { announcer?.completed() }
             let waiters = completionWaiters
             completionWaiters = [:]
             waiters.values.forEach { $0.succeed() }
@@ -236,7 +290,7 @@ final class Torrent: @unchecked Sendable {
 
     private func connectMore(now: Int64) {
         guard !isStopped, error == nil else { return }
-        if state == .seeding && picker != nil { return }  // seeds wait for leechers to call
+        if state == .seeding { return }  // seeds wait for leechers to call
         let limit = engine.configuration.maxConnectionsPerTorrent
         var budget = min(limit - peers.count - connecting.count, 8)
         guard budget > 0 else { return }
@@ -505,6 +559,7 @@ final class Torrent: @unchecked Sendable {
         picker?.pieceVerified(piece)
         verifiedBytes += Int64(size)
         resumeDirty = true
+        engine.observer?.pieceVerified(infoHash, piece: piece.value)
         for peer in peers.values where peer.session != nil {
             peer.send(.have(piece: piece.value))
             updateInterest(peer)
@@ -681,6 +736,7 @@ final class Torrent: @unchecked Sendable {
         let waiters = metadataWaiters
         metadataWaiters = []
         waiters.forEach { $0.succeed(metainfo) }
+        engine.observer?.metadataReceived(infoHash, metainfo: metainfo)
         let now = Engine.now()
         for peer in peers.values {
             guard var session = peer.session else { continue }
@@ -807,6 +863,32 @@ final class Torrent: @unchecked Sendable {
             let resume = ResumeData(infoHash: hash, have: have, files: storage.fileStates())
             try ResumeData.writeAtomically(resume.encoded, to: path)
             storage.close()
+        }
+    }
+
+    /// Deletes the resume file and every data file of the torrent, with the folders that
+    /// held them (once empty). Called after `stop()`.
+    func deleteFiles() -> EventLoopFuture<Void> {
+        let resumePath = resumePath
+        let root = dataDirectory
+        let paths: [String] = metainfo.map { metainfo in
+            let info = metainfo.info
+            let layout = FileStorage(root: root, info: info)
+            return info.files.indices.filter { !info.files[$0].isPadding }.map { layout.path(of: $0) }
+        } ?? []
+        return engine.onDisk {
+            unlink(resumePath)
+            var folders = Set<String>()
+            for path in paths {
+                unlink(path)
+                var folder = Substring(path)
+                while let slash = folder.lastIndex(of: "/") {
+                    folder = folder[..<slash]
+                    guard folder.count > root.count, folder.hasPrefix(root) else { break }
+                    folders.insert(String(folder))
+                }
+            }
+            for folder in folders.sorted(by: { $0.count > $1.count }) { rmdir(folder) }
         }
     }
 

@@ -3,7 +3,7 @@ import BitTorrent
 /// A snapshot of one torrent for the CLI and the filesystem.
 public struct TorrentStats: Sendable, Codable, Hashable {
     public enum State: String, Sendable, Codable {
-        case checking, fetchingMetadata = "fetching metadata", downloading, seeding, paused, error
+        case checking, fetchingMetadata = "fetching metadata", downloading, idle, seeding, paused, error
     }
 
     public struct Peer: Sendable, Codable, Hashable {

@@ -98,25 +98,43 @@ public final class FileStorage: PieceStorage {
 
     public func read(at offset: Int64, length: Int) throws(EngineError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
-        for segment in segments(offset: offset, length: length) where !files[segment.file].isPadding {
+        let failure = out.withUnsafeMutableBytes { raw -> EngineError? in
+            do throws(EngineError) { try read(at: offset, into: raw) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// Reads `buffer.count` bytes at a torrent offset into `buffer` (padding and the
+    /// unwritten tail of a sparse file read as zeros).
+    public func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(EngineError) {
+        let length = buffer.count
+        for segment in segments(offset: offset, length: length) {
+            guard !files[segment.file].isPadding else {
+                (buffer.baseAddress! + segment.bufferOffset).initializeMemory(as: UInt8.self, repeating: 0, count: segment.count)
+                continue
+            }
             guard let fd = try descriptor(segment.file, create: false) else {
                 throw EngineError.io(operation: "open", path: path(of: segment.file), errno: ENOENT)
             }
             var done = 0
             while done < segment.count {
-                let got = out.withUnsafeMutableBytes { raw in
-                    pread(fd, raw.baseAddress! + segment.bufferOffset + done, segment.count - done,
-                          off_t(segment.fileOffset + Int64(done)))
-                }
+                let got = pread(fd, buffer.baseAddress! + segment.bufferOffset + done, segment.count - done,
+                                off_t(segment.fileOffset + Int64(done)))
                 if got < 0 {
                     if errno == EINTR { continue }
                     throw EngineError.io(operation: "read", path: path(of: segment.file), errno: errno)
                 }
-                if got == 0 { break }  // sparse tail past EOF reads as zeros
+                if got == 0 {
+                    // The sparse tail past the end of what was written reads as zeros.
+                    (buffer.baseAddress! + segment.bufferOffset + done).initializeMemory(
+                        as: UInt8.self, repeating: 0, count: segment.count - done)
+                    break
+                }
                 done += got
             }
         }
-        return out
     }
 
     public func sync() throws(EngineError) {

@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Settings of a mount, from `-o` options (docs/mount-spec.md lists them).
+public struct MountOptions: Sendable, Equatable {
+    /// State and data directory.
+    public var dataDirectory: String
+    /// TCP listen port; nil = 6881, or any free port if that one is taken.
+    public var listenPort: Int?
+    public var downloadLimit: Int?
+    public var uploadLimit: Int?
+    public var maxConnections = 200
+    public var maxPeers = 50
+    /// Largest readahead window per open file, in bytes (0 = none).
+    public var readahead = 32 << 20
+    /// Seconds a read may wait for its data before failing with EIO (nil = forever).
+    public var readTimeout: Double?
+    /// Seconds a listing waits for a magnet's metadata.
+    public var metadataTimeout: Double = 60
+    /// Download every file of every torrent, not only what is read.
+    public var fetchAll = false
+    /// `rmdir` of a torrent folder deletes its data too.
+    public var removeData = false
+    public var allowOther = false
+    public var debug = false
+    /// Daemon log file (nil = `DATA/torrentfs.log`).
+    public var logFile: String?
+
+    public init(dataDirectory: String = MountOptions.defaultDataDirectory()) {
+        self.dataDirectory = dataDirectory
+    }
+
+    public var resolvedLogFile: String { logFile ?? dataDirectory + "/torrentfs.log" }
+
+    /// `/var/lib/torrentfs` for root; `$XDG_DATA_HOME/torrentfs` or `~/.local/share/torrentfs`.
+    public static func defaultDataDirectory() -> String {
+        if getuid() == 0 { return "/var/lib/torrentfs" }
+        if let xdg = getenv("XDG_DATA_HOME").map({ String(cString: $0) }), xdg.hasPrefix("/") { return xdg + "/torrentfs" }
+        let home = getenv("HOME").map { String(cString: $0) } ?? "/tmp"
+        return home + "/.local/share/torrentfs"
+    }
+
+    /// Options of mount(8) and fstab that mean nothing here.
+    static let ignored: Set<String> = ["rw", "defaults", "auto", "noauto", "user", "nouser", "users", "nofail",
+                                       "_netdev", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime",
+                                       "noatime", "relatime"]
+
+    /// Applies `-o` option lists (each comma separated).
+    public mutating func apply(_ lists: [String]) throws(MountOptionError) {
+        for list in lists {
+            for item in list.split(separator: ",", omittingEmptySubsequences: true) {
+                try apply(String(item))
+            }
+        }
+    }
+
+    private mutating func apply(_ item: String) throws(MountOptionError) {
+        let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        let key = String(parts[0])
+        let value = parts.count > 1 ? String(parts[1]) : nil
+        func required() throws(MountOptionError) -> String {
+            guard let value, !value.isEmpty else { throw MountOptionError("option \(key) needs a value (\(key)=…)") }
+            return value
+        }
+        func flag() throws(MountOptionError) {
+            guard value == nil else { throw MountOptionError("option \(key) takes no value") }
+        }
+        switch key {
+        case "data", "cache":
+            let path = try required()
+            guard path.hasPrefix("/") else { throw MountOptionError("\(key)=\(path): an absolute path is needed") }
+            dataDirectory = path
+        case "port":
+            guard let port = Int(try required()), (0...65535).contains(port) else {
+                throw MountOptionError("port=\(value ?? ""): not a port number (0-65535)")
+            }
+            listenPort = port
+        case "download_limit": downloadLimit = try MountOptions.rate(key, try required())
+        case "upload_limit": uploadLimit = try MountOptions.rate(key, try required())
+        case "max_connections": maxConnections = try MountOptions.count(key, try required())
+        case "max_peers": maxPeers = try MountOptions.count(key, try required())
+        case "readahead":
+            guard let bytes = ByteSize.parse(try required()), bytes <= 1 << 30 else {
+                throw MountOptionError("readahead=\(value ?? ""): not a size up to 1G (e.g. 32M)")
+            }
+            readahead = Int(bytes)
+        case "read_timeout":
+            let seconds = try MountOptions.seconds(key, try required())
+            readTimeout = seconds > 0 ? seconds : nil
+        case "metadata_timeout": metadataTimeout = try MountOptions.seconds(key, try required())
+        case "fetch_all": try flag(); fetchAll = true
+        case "remove_data": try flag(); removeData = true
+        case "allow_other": try flag(); allowOther = true
+        case "debug": try flag(); debug = true
+        case "log":
+            let path = try required()
+            guard path.hasPrefix("/") else { throw MountOptionError("log=\(path): an absolute path is needed") }
+            logFile = path
+        default:
+            guard value == nil, MountOptions.ignored.contains(key) else {
+                throw MountOptionError("unknown mount option \(item)")
+            }
+        }
+    }
+
+    private static func rate(_ key: String, _ text: String) throws(MountOptionError) -> Int? {
+        guard let bytes = ByteSize.parse(text) else {
+            throw MountOptionError("\(key)=\(text): not a rate in bytes per second (e.g. 2M)")
+        }
+        return bytes > 0 ? Int(bytes) : nil
+    }
+
+    private static func count(_ key: String, _ text: String) throws(MountOptionError) -> Int {
+        guard let value = Int(text), value > 0, value <= 100_000 else {
+            throw MountOptionError("\(key)=\(text): not a positive number")
+        }
+        return value
+    }
+
+    private static func seconds(_ key: String, _ text: String) throws(MountOptionError) -> Double {
+        guard let value = Double(text), value >= 0, value.isFinite else {
+            throw MountOptionError("\(key)=\(text): not a number of seconds")
+        }
+        return value
+    }
+}
+
+public struct MountOptionError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Sizes and rates: a number with an optional K, M or G suffix (powers of 1024).
+public enum ByteSize {
+    public static func parse(_ text: String) -> Int64? {
+        var digits = Substring(text)
+        var scale: Int64 = 1
+        switch digits.last?.uppercased() {
+        case "K": scale = 1 << 10
+        case "M": scale = 1 << 20
+        case "G": scale = 1 << 30
+        default: break
+        }
+        if scale > 1 { digits = digits.dropLast() }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = Int64(digits), value >= 0,
+              value <= Int64.max / scale else { return nil }
+        return value * scale
+    }
+}

@@ -1,0 +1,1071 @@
+import BitTorrent
+import Foundation
+import Logging
+import TorrentEngine
+
+/// Attributes of a node, as `getattr` reports them.
+public struct NodeAttributes: Sendable, Equatable {
+    public var inode: UInt64
+    public var isDirectory: Bool
+    /// Permission bits (0555 folders, 0444 files, 0644 for `.add`).
+    public var permissions: UInt32
+    public var size: Int64
+    /// Bytes backing the node: verified bytes for torrent files.
+    public var allocated: Int64
+    public var links: UInt32
+    /// Seconds since the epoch.
+    public var modified: Int64
+}
+
+/// A failed operation: the errno FUSE replies with.
+public struct FSError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var code: Int32
+    public init(_ code: Int32) { self.code = code }
+    public var description: String { String(cString: strerror(code)) }
+}
+
+/// One entry of a directory listing.
+public struct DirectoryEntry: Sendable, Equatable {
+    public var name: String
+    public var inode: UInt64
+    public var isDirectory: Bool
+}
+
+/// Where the answer to a read goes. Called exactly once per read, from any thread.
+public protocol ReadReply: Sendable {
+    func data(_ bytes: UnsafeRawBufferPointer)
+    func error(_ code: Int32)
+}
+
+/// How `open` went: the handle, and whether the kernel may keep cached pages (torrent
+/// data never changes) or must read afresh (control files).
+public struct OpenResult: Sendable, Equatable {
+    public var handle: UInt64
+    public var keepCache: Bool
+    public var directIO: Bool
+}
+
+/// The outcome of starting a read.
+public enum ReadStart: Sendable, Equatable {
+    /// The reply was sent (or an error).
+    case done
+    /// Waiting for pieces: call `activate(_:)` once interrupts can reach `interrupt(_:)`.
+    case pending
+}
+
+/// Everything the filesystem does, independent of FUSE: the inode table, the folder tree
+/// of each torrent, the control files, read planning (offset → pieces → deadlines) and
+/// asynchronous read completion, xattrs, persistence of what is mounted.
+///
+/// Thread-safe: FUSE threads, the engine's thread (observer events) and the I/O queue all
+/// call in; one lock guards the tables and is never held across I/O or a reply.
+public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
+    public static let rootInode: UInt64 = 1
+    public static let addInode: UInt64 = 2
+    public static let statusInode: UInt64 = 3
+    public static let addName = ".add"
+    public static let statusName = ".status"
+    /// Attribute names offered on torrent folders and files.
+    public static let xattrNames = ["user.torrentfs.progress", "user.torrentfs.infohash",
+                                    "user.torrentfs.magnet", "user.torrentfs.peers"]
+    /// Readahead window after a seek (grows ×2 per sequential read up to `options.readahead`).
+    static let initialWindow = 2 << 20
+    /// Most `.add` errors kept for `.status`.
+    static let maxAddErrors = 20
+
+    public let session: Session
+    public let options: MountOptions
+    let logger: Logger
+    let library: Library
+    let mountTime = Int64(Date().timeIntervalSince1970)
+    let lock = NSLock()
+    let io = DispatchQueue(label: "torrentfs.io", attributes: .concurrent)
+    let buffers = BufferPool()
+    let clock: @Sendable () -> Int64
+
+    // Guarded by `lock`.
+    private var nodes: [UInt64: Node] = [TorrentFileSystem.rootInode: .root, TorrentFileSystem.addInode: .add,
+                                             TorrentFileSystem.statusInode: .status]
+    private var torrents: [InfoHash: Mounted] = [:]
+    private var nextID: UInt64 = 16
+    private var handles: [UInt64: Handle] = [:]
+    private var pending: [UInt64: PendingRead] = [:]
+    /// Requests begun but not yet pending, interrupted early.
+    private var addErrors: [AddErrorRecord] = []
+    private var closed = false
+    private var listenPort = 0
+
+    enum Node {
+        case root, add, status
+        case folder(InfoHash)
+        case directory(InfoHash, path: [String])
+        case file(InfoHash, index: Int)
+    }
+
+    enum Handle {
+        case add(AddBuffer)
+        case status([UInt8])
+        case reader(Reader)
+    }
+
+    final class AddBuffer {
+        var bytes: [UInt8] = []
+        var failure: AddError?
+    }
+
+    struct Reader {
+        var hash: InfoHash
+        var fileIndex: Int
+        var nextOffset: Int64 = -1
+        var window = 0
+        /// Pieces this handle holds deadlines on for readahead.
+        var held = Set<Int>()
+    }
+
+    final class PendingRead: @unchecked Sendable {  // mutable fields guarded by the file system's lock
+        let id: UInt64
+        let hash: InfoHash
+        let range: Range<Int64>
+        var missing: Set<Int>
+        let reply: ReadReply
+        /// Still being set up by the FUSE thread: completions are parked in `outcome`.
+        var registering = true
+        var outcome: Int32?  // 0 = data ready, else errno
+        init(id: UInt64, hash: InfoHash, range: Range<Int64>, missing: Set<Int>, reply: ReadReply) {
+            self.id = id
+            self.hash = hash
+            self.range = range
+            self.missing = missing
+            self.reply = reply
+        }
+    }
+
+    struct AddErrorRecord: Codable, Sendable {
+        var time: String
+        var input: String
+        var error: String
+    }
+
+    /// A torrent shown in the mount.
+    final class Mounted {
+        let hash: InfoHash
+        let folderInode: UInt64
+        var folderName: String
+        var magnet: MagnetLink
+        var metainfo: Metainfo?
+        var storage: FileStorage?
+        /// Verified pieces; nil until the engine has checked the data on disk.
+        var verified: Bitfield?
+        /// Directory inode → child name → inode.
+        var children: [UInt64: [String: UInt64]] = [:]
+        /// Inode of each visible file, by index into `info.files`.
+        var fileInodes: [Int: UInt64] = [:]
+        var metadataWaiters: [UInt64: @Sendable (Bool) -> Void] = [:]
+        /// Piece → holder (a read or a handle) → deadline.
+        var holds: [Int: [UInt64: Int64]] = [:]
+        /// Deadline last sent to the engine per piece.
+        var sentDeadlines: [Int: Int64] = [:]
+        /// Piece → reads waiting for it.
+        var waiting: [Int: Set<UInt64>] = [:]
+        var peers = 0
+
+        init(hash: InfoHash, folderInode: UInt64, folderName: String, magnet: MagnetLink) {
+            self.hash = hash
+            self.folderInode = folderInode
+            self.folderName = folderName
+            self.magnet = magnet
+        }
+    }
+
+    public init(session: Session, options: MountOptions, logger: Logger,
+                clock: @escaping @Sendable () -> Int64 = { Session.now() }) {
+        self.session = session
+        self.options = options
+        self.logger = logger
+        self.clock = clock
+        library = Library(directory: options.dataDirectory + "/torrents")
+    }
+
+    // MARK: Start and stop
+
+    /// Starts the engine and brings back every torrent mounted before.
+    public func start() async throws {
+        try FileSystemPaths.makeDirectory(options.dataDirectory)
+        await session.setObserver(self)
+        let port = try await session.start()
+        lock.withLock { listenPort = port }
+        let (entries, errors) = library.load()
+        for error in errors { logger.error("cannot load a saved torrent", metadata: ["error": "\(error)"]) }
+        for entry in entries {
+            do {
+                try await add(entry.source, persist: false)
+            } catch {
+                logger.error("cannot restore torrent", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Answers every waiting request (EIO) and refuses new ones. The engine is shut down
+    /// by its owner afterwards.
+    public func close() {
+        let (reads, waiters) = lock.withLock { () -> ([PendingRead], [@Sendable (Bool) -> Void]) in
+            closed = true
+            let reads = Array(pending.values)
+            pending = [:]
+            var waiters: [@Sendable (Bool) -> Void] = []
+            for mounted in torrents.values {
+                waiters += mounted.metadataWaiters.values
+                mounted.metadataWaiters = [:]
+            }
+            return (reads, waiters)
+        }
+        for read in reads where !read.registering { read.reply.error(EIO) }
+        for read in reads where read.registering { read.outcome = EIO }
+        for waiter in waiters { waiter(false) }
+    }
+
+    // MARK: Adding
+
+    /// Adds a torrent (or merges trackers and peers into one already mounted).
+    func add(_ source: TorrentSource, persist: Bool, torrentBytes: [UInt8]? = nil) async throws {
+        let hash = source.infoHash
+        let isNew = lock.withLock { () -> Bool in
+            guard torrents[hash] == nil else { return false }
+            let magnet: MagnetLink
+            switch source {
+            case .magnet(let link): magnet = link
+            case .metainfo(let metainfo): magnet = MagnetLink(metainfo: metainfo)
+            }
+            let mounted = Mounted(hash: hash, folderInode: makeID(), folderName: "", magnet: magnet)
+            mounted.folderName = uniqueFolderName(magnet.displayName ?? hash.hex, except: nil)
+            torrents[hash] = mounted
+            nodes[mounted.folderInode] = .folder(hash)
+            if case .metainfo(let metainfo) = source { metadataKnown(mounted, metainfo) }
+            return true
+        }
+        var torrentOptions = TorrentOptions()
+        torrentOptions.dataDirectory = dataDirectory(for: hash)
+        if !options.fetchAll { torrentOptions.selectedFiles = [] }
+        if persist {
+            switch source {
+            case .magnet(let magnet):
+                if isNew { try? library.saveMagnet(magnet) }
+            case .metainfo(let metainfo):
+                if isNew || !FileManager.default.fileExists(atPath: library.directory + "/\(hash.hex).torrent") {
+                    try? library.saveTorrent(torrentBytes ?? Library.torrentBytes(metainfo), for: hash)
+                }
+            }
+        }
+        do {
+            try await session.add(source, options: torrentOptions)
+        } catch {
+            if isNew { forget(hash) }
+            throw error
+        }
+        logger.info(isNew ? "torrent added" : "torrent merged", metadata: ["infohash": "\(hash.hex)"])
+    }
+
+    func dataDirectory(for hash: InfoHash) -> String { options.dataDirectory + "/data/" + hash.hex }
+
+    private func forget(_ hash: InfoHash) {
+        lock.withLock {
+            guard let mounted = torrents.removeValue(forKey: hash) else { return }
+            nodes[mounted.folderInode] = nil
+            for inode in mounted.children.keys { nodes[inode] = nil }
+            for inode in mounted.fileInodes.values { nodes[inode] = nil }
+        }
+    }
+
+    private func makeID() -> UInt64 {
+        nextID += 1
+        return nextID
+    }
+
+    /// A root folder name not used by another torrent (lock held).
+    private func uniqueFolderName(_ wanted: String, except: InfoHash?) -> String {
+        var base = String(wanted.map { $0 == "/" || $0 == "\0" ? "_" : $0 })
+        if base.isEmpty || base == "." || base == ".." || base == Self.addName || base == Self.statusName {
+            base = "_" + base
+        }
+        while base.utf8.count > 240 { base.removeLast() }
+        let taken = Set(torrents.values.filter { $0.hash != except }.map(\.folderName))
+        var name = base
+        var number = 2
+        while taken.contains(name) {
+            name = "\(base) (\(number))"
+            number += 1
+        }
+        return name
+    }
+
+    /// Builds the folder tree once the metadata is known (lock held).
+    private func metadataKnown(_ mounted: Mounted, _ metainfo: Metainfo) {
+        guard mounted.metainfo == nil else { return }
+        mounted.metainfo = metainfo
+        mounted.storage = FileStorage(root: dataDirectory(for: mounted.hash), info: metainfo.info)
+        mounted.folderName = uniqueFolderName(metainfo.info.name, except: mounted.hash)
+        mounted.children[mounted.folderInode] = [:]
+        var directories: [[String]: UInt64] = [[]: mounted.folderInode]
+        for (index, file) in metainfo.info.files.enumerated() where !file.isPadding {
+            // A single-file torrent's folder holds that one file, under the torrent's name.
+            let path = metainfo.info.isSingleFile ? [metainfo.info.name] : file.path
+            var parent = mounted.folderInode
+            for depth in 1..<path.count {
+                let prefix = Array(path[..<depth])
+                if let existing = directories[prefix] {
+                    parent = existing
+                    continue
+                }
+                let inode = makeID()
+                nodes[inode] = .directory(mounted.hash, path: prefix)
+                mounted.children[inode] = [:]
+                mounted.children[parent, default: [:]][prefix.last!] = inode
+                directories[prefix] = inode
+                parent = inode
+            }
+            let inode = makeID()
+            nodes[inode] = .file(mounted.hash, index: index)
+            mounted.fileInodes[index] = inode
+            mounted.children[parent, default: [:]][path.last!] = inode
+        }
+    }
+
+    // MARK: SessionObserver (engine thread)
+
+    public func metadataReceived(_ infoHash: InfoHash, metainfo: Metainfo) {
+        let waiters = lock.withLock { () -> [@Sendable (Bool) -> Void] in
+            guard let mounted = torrents[infoHash] else { return [] }
+            metadataKnown(mounted, metainfo)
+            let waiters = Array(mounted.metadataWaiters.values)
+            mounted.metadataWaiters = [:]
+            return waiters
+        }
+        let library = library
+        let logger = logger
+        io.async {
+            do {
+                try library.saveTorrent(Library.torrentBytes(metainfo), for: infoHash)
+            } catch {
+                logger.error("cannot save metadata", metadata: ["error": "\(error)"])
+            }
+        }
+        for waiter in waiters { waiter(true) }
+    }
+
+    public func torrentChecked(_ infoHash: InfoHash, have: Bitfield) {
+        let ready = lock.withLock { () -> [PendingRead] in
+            guard let mounted = torrents[infoHash] else { return [] }
+            mounted.verified = have
+            var ready: [PendingRead] = []
+            for piece in have.setIndices { ready += pieceArrived(mounted, piece) }
+            // Deadlines on pieces that turned out to be here are dropped.
+            for piece in Array(mounted.holds.keys) where have[piece] {
+                mounted.holds[piece] = nil
+                mounted.sentDeadlines[piece] = nil
+            }
+            return ready
+        }
+        for read in ready { deliver(read) }
+    }
+
+    public func pieceVerified(_ infoHash: InfoHash, piece: Int) {
+        let ready = lock.withLock { () -> [PendingRead] in
+            guard let mounted = torrents[infoHash] else { return [] }
+            mounted.verified?[piece] = true
+            mounted.holds[piece] = nil
+            mounted.sentDeadlines[piece] = nil
+            return pieceArrived(mounted, piece)
+        }
+        for read in ready { deliver(read) }
+    }
+
+    /// Reads that no longer miss anything once `piece` is here (lock held); they leave the
+    /// table unless still registering.
+    private func pieceArrived(_ mounted: Mounted, _ piece: Int) -> [PendingRead] {
+        guard let ids = mounted.waiting.removeValue(forKey: piece) else { return [] }
+        var ready: [PendingRead] = []
+        for id in ids {
+            guard let read = pending[id] else { continue }
+            read.missing.remove(piece)
+            guard read.missing.isEmpty else { continue }
+            if read.registering {
+                read.outcome = 0
+            } else {
+                pending[id] = nil
+                ready.append(read)
+            }
+        }
+        return ready
+    }
+
+    // MARK: Attributes and listings
+
+    public func getattr(_ inode: UInt64) -> Result<NodeAttributes, FSError> {
+        lock.withLock { attributes(inode) }
+    }
+
+    private func attributes(_ inode: UInt64) -> Result<NodeAttributes, FSError> {
+        guard let node = nodes[inode] else { return .failure(FSError(ENOENT)) }
+        func directory(links: Int) -> NodeAttributes {
+            NodeAttributes(inode: inode, isDirectory: true, permissions: 0o555, size: 4096, allocated: 0,
+                           links: UInt32(2 + links), modified: mountTime)
+        }
+        switch node {
+        case .root:
+            return .success(directory(links: torrents.count))
+        case .add:
+            return .success(NodeAttributes(inode: inode, isDirectory: false, permissions: 0o644, size: 0, allocated: 0,
+                                           links: 1, modified: mountTime))
+        case .status:
+            return .success(NodeAttributes(inode: inode, isDirectory: false, permissions: 0o444, size: 0, allocated: 0,
+                                           links: 1, modified: Int64(Date().timeIntervalSince1970)))
+        case .folder(let hash), .directory(let hash, _):
+            guard let mounted = torrents[hash] else { return .failure(FSError(ENOENT)) }
+            let subfolders = (mounted.children[inode] ?? [:]).values.filter {
+                if case .directory = nodes[$0] { return true } else { return false }
+            }.count
+            return .success(directory(links: subfolders))
+        case .file(let hash, let index):
+            guard let mounted = torrents[hash], let info = mounted.metainfo?.info else { return .failure(FSError(ENOENT)) }
+            let file = info.files[index]
+            let verified = verifiedBytes(mounted, in: file.byteRange)
+            return .success(NodeAttributes(inode: inode, isDirectory: false, permissions: 0o444, size: file.length,
+                                           allocated: verified, links: 1, modified: mountTime))
+        }
+    }
+
+    /// Verified bytes of the torrent within `range` (lock held).
+    private func verifiedBytes(_ mounted: Mounted, in range: Range<Int64>) -> Int64 {
+        guard let verified = mounted.verified, let lengths = mounted.metainfo?.info.lengths, !range.isEmpty,
+              let pieces = lengths.pieces(covering: range) else { return 0 }
+        var total: Int64 = 0
+        for piece in pieces.lowerBound.value...pieces.upperBound.value where verified[piece] {
+            let bytes = lengths.byteRange(lengths.piece(piece)!)
+            total += min(bytes.upperBound, range.upperBound) - max(bytes.lowerBound, range.lowerBound)
+        }
+        return total
+    }
+
+    /// Finds `name` in a folder. Inside a torrent whose metadata is still unknown, the
+    /// answer waits for it (up to `metadataTimeout`, then EAGAIN) without holding a thread.
+    public func lookup(parent: UInt64, name: String, reply: @escaping @Sendable (Result<NodeAttributes, FSError>) -> Void) {
+        let result = lock.withLock { () -> Result<NodeAttributes, FSError>? in
+            switch nodes[parent] {
+            case .root:
+                if name == Self.addName { return attributes(Self.addInode) }
+                if name == Self.statusName { return attributes(Self.statusInode) }
+                guard let mounted = torrents.values.first(where: { $0.folderName == name }) else { return .failure(FSError(ENOENT)) }
+                return attributes(mounted.folderInode)
+            case .folder(let hash), .directory(let hash, _):
+                guard let mounted = torrents[hash] else { return .failure(FSError(ENOENT)) }
+                guard mounted.metainfo != nil else {
+                    waitForMetadata(mounted) { [weak self] known in
+                        guard let self else { return reply(.failure(FSError(EIO))) }
+                        guard known else { return reply(.failure(FSError(self.closedOrTimeout))) }
+                        self.lookup(parent: parent, name: name, reply: reply)
+                    }
+                    return nil
+                }
+                guard let inode = mounted.children[parent]?[name] else { return .failure(FSError(ENOENT)) }
+                return attributes(inode)
+            case .add, .status, .file:
+                return .failure(FSError(ENOTDIR))
+            case nil:
+                return .failure(FSError(ENOENT))
+            }
+        }
+        if let result { reply(result) }
+    }
+
+    /// EIO after an unmount, EAGAIN after a metadata timeout.
+    private var closedOrTimeout: Int32 { lock.withLock { closed } ? EIO : EAGAIN }
+
+    /// Registers a metadata waiter with a timeout (lock held).
+    private func waitForMetadata(_ mounted: Mounted, _ done: @escaping @Sendable (Bool) -> Void) {
+        if closed { return done(false) }
+        let id = makeID()
+        mounted.metadataWaiters[id] = done
+        let hash = mounted.hash
+        io.asyncAfter(deadline: .now() + options.metadataTimeout) { [weak self] in
+            guard let self else { return }
+            let waiter = self.lock.withLock { self.torrents[hash]?.metadataWaiters.removeValue(forKey: id) }
+            waiter?(false)
+        }
+    }
+
+    /// Lists a folder: the mount root never waits; a torrent folder waits for its metadata.
+    public func readdir(_ inode: UInt64, reply: @escaping @Sendable (Result<[DirectoryEntry], FSError>) -> Void) {
+        let result = lock.withLock { () -> Result<[DirectoryEntry], FSError>? in
+            switch nodes[inode] {
+            case .root:
+                var entries = [DirectoryEntry(name: ".", inode: inode, isDirectory: true),
+                               DirectoryEntry(name: "..", inode: inode, isDirectory: true),
+                               DirectoryEntry(name: Self.addName, inode: Self.addInode, isDirectory: false),
+                               DirectoryEntry(name: Self.statusName, inode: Self.statusInode, isDirectory: false)]
+                entries += torrents.values.sorted { $0.folderName < $1.folderName }.map {
+                    DirectoryEntry(name: $0.folderName, inode: $0.folderInode, isDirectory: true)
+                }
+                return .success(entries)
+            case .folder(let hash), .directory(let hash, _):
+                guard let mounted = torrents[hash] else { return .failure(FSError(ENOENT)) }
+                guard mounted.metainfo != nil else {
+                    waitForMetadata(mounted) { [weak self] known in
+                        guard let self else { return reply(.failure(FSError(EIO))) }
+                        guard known else { return reply(.failure(FSError(self.closedOrTimeout))) }
+                        self.readdir(inode, reply: reply)
+                    }
+                    return nil
+                }
+                var entries = [DirectoryEntry(name: ".", inode: inode, isDirectory: true),
+                               DirectoryEntry(name: "..", inode: Self.rootInode, isDirectory: true)]
+                for (name, child) in (mounted.children[inode] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    var isDirectory = false
+                    if case .directory = nodes[child] { isDirectory = true }
+                    entries.append(DirectoryEntry(name: name, inode: child, isDirectory: isDirectory))
+                }
+                return .success(entries)
+            case .add, .status, .file:
+                return .failure(FSError(ENOTDIR))
+            case nil:
+                return .failure(FSError(ENOENT))
+            }
+        }
+        if let result { reply(result) }
+    }
+
+    // MARK: Opening
+
+    /// Opens a file. `.status` takes its snapshot here, so its reply may come later.
+    public func open(_ inode: UInt64, flags: Int32, reply: @escaping @Sendable (Result<OpenResult, FSError>) -> Void) {
+        let writing = (flags & O_ACCMODE) != O_RDONLY
+        let result = lock.withLock { () -> Result<OpenResult, FSError>? in
+            switch nodes[inode] {
+            case .add:
+                let id = makeID()
+                handles[id] = .add(AddBuffer())
+                return .success(OpenResult(handle: id, keepCache: false, directIO: true))
+            case .status:
+                if writing { return .failure(FSError(EACCES)) }
+                return nil
+            case .file(let hash, let index):
+                if writing { return .failure(FSError(EACCES)) }
+                guard torrents[hash] != nil else { return .failure(FSError(ENOENT)) }
+                let id = makeID()
+                handles[id] = .reader(Reader(hash: hash, fileIndex: index))
+                return .success(OpenResult(handle: id, keepCache: true, directIO: false))
+            case .root, .folder, .directory:
+                return .failure(FSError(EISDIR))
+            case nil:
+                return .failure(FSError(ENOENT))
+            }
+        }
+        if let result { return reply(result) }
+        // `.status`: a snapshot from the engine's thread, answered from there.
+        session.withStats { [weak self] stats in
+            guard let self else { return reply(.failure(FSError(EIO))) }
+            let document = self.statusDocument(stats)
+            let id = self.lock.withLock { () -> UInt64 in
+                let id = self.makeID()
+                self.handles[id] = .status(document)
+                return id
+            }
+            reply(.success(OpenResult(handle: id, keepCache: false, directIO: true)))
+        }
+    }
+
+    public func release(_ handle: UInt64) {
+        lock.withLock {
+            guard let removed = handles.removeValue(forKey: handle) else { return }
+            if case .reader(let reader) = removed, let mounted = torrents[reader.hash] {
+                var changes: [(piece: Int, deadline: Int64?)] = []
+                for piece in reader.held { release(mounted, piece: piece, holder: handle, changes: &changes) }
+                send(mounted, changes)
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    /// Serves a read: at once when its pieces are verified, otherwise after they are
+    /// (`.pending`; the caller then calls `activate`). `request` identifies the read for
+    /// `interrupt`.
+    public func read(handle: UInt64, offset: Int64, size: Int, request: UInt64, reply: ReadReply) -> ReadStart {
+        enum Plan {
+            case fail(Int32)
+            case bytes([UInt8])
+            case serve(FileStorage, Range<Int64>)
+            case wait
+        }
+        let plan = lock.withLock { () -> Plan in
+            guard !closed else { return .fail(EIO) }
+            switch handles[handle] {
+            case .status(let document):
+                guard offset < document.count else { return .bytes([]) }
+                let start = Int(offset)
+                return .bytes(Array(document[start..<min(document.count, start + size)]))
+            case .add:
+                return .fail(EBADF)
+            case .reader(var reader):
+                guard let mounted = torrents[reader.hash], let metainfo = mounted.metainfo,
+                      let storage = mounted.storage else { return .fail(EIO) }
+                let file = metainfo.info.files[reader.fileIndex]
+                guard offset < file.length, size > 0 else { return .bytes([]) }
+                let end = min(file.length, offset + Int64(size))
+                let range = (file.offset + offset)..<(file.offset + end)
+                let lengths = metainfo.info.lengths
+                let covering = lengths.pieces(covering: range)!
+                let missing = (covering.lowerBound.value...covering.upperBound.value).filter { mounted.verified?[$0] != true }
+                let now = clock()
+                var changes: [(piece: Int, deadline: Int64?)] = []
+                planReadahead(&reader, handle: handle, mounted: mounted, file: file, offset: offset, end: end,
+                              now: now, changes: &changes)
+                handles[handle] = .reader(reader)
+                if missing.isEmpty {
+                    send(mounted, changes)
+                    return .serve(storage, range)
+                }
+                let read = PendingRead(id: request, hash: mounted.hash, range: range, missing: Set(missing), reply: reply)
+                pending[request] = read
+                for (order, piece) in missing.enumerated() {
+                    mounted.waiting[piece, default: []].insert(request)
+                    hold(mounted, piece: piece, holder: request, deadline: now + Int64(order) * 1_000_000, changes: &changes)
+                }
+                send(mounted, changes)
+                return .wait
+            case nil:
+                return .fail(EBADF)
+            }
+        }
+        switch plan {
+        case .fail(let code):
+            reply.error(code)
+        case .bytes(let bytes):
+            bytes.withUnsafeBytes { reply.data($0) }
+        case .serve(let storage, let range):
+            serve(storage, range, reply)
+        case .wait:
+            armTimeout(request)
+            return .pending
+        }
+        return .done
+    }
+
+    /// Readahead: while reads are sequential the window doubles (up to the option), a seek
+    /// resets it; the missing pieces in it get later deadlines than the read itself (lock held).
+    private func planReadahead(_ reader: inout Reader, handle: UInt64, mounted: Mounted, file: TorrentFile,
+                               offset: Int64, end: Int64, now: Int64, changes: inout [(piece: Int, deadline: Int64?)]) {
+        let maximum = options.readahead
+        if offset == reader.nextOffset {
+            reader.window = min(maximum, max(reader.window * 2, min(maximum, Self.initialWindow)))
+        } else {
+            reader.window = min(maximum, Self.initialWindow)
+        }
+        reader.nextOffset = end
+        var wanted = Set<Int>()
+        let aheadEnd = min(file.length, end + Int64(reader.window))
+        if aheadEnd > end, let lengths = mounted.metainfo?.info.lengths,
+           let pieces = lengths.pieces(covering: (file.offset + end)..<(file.offset + aheadEnd)) {
+            for (order, piece) in (pieces.lowerBound.value...pieces.upperBound.value).enumerated()
+            where mounted.verified?[piece] != true {
+                wanted.insert(piece)
+                hold(mounted, piece: piece, holder: handle,
+                     deadline: now + 2_000_000_000 + Int64(order) * 20_000_000, changes: &changes)
+            }
+        }
+        for piece in reader.held.subtracting(wanted) { release(mounted, piece: piece, holder: handle, changes: &changes) }
+        reader.held = wanted
+    }
+
+    /// Called after `read` returned `.pending`, once `interrupt` can be called for it.
+    public func activate(_ request: UInt64) {
+        let (read, outcome) = lock.withLock { () -> (PendingRead?, Int32?) in
+            guard let read = pending[request] else { return (nil, nil) }
+            read.registering = false
+            guard let outcome = read.outcome else { return (nil, nil) }
+            pending[request] = nil
+            if outcome != 0 { releaseHolds(of: read) }
+            return (read, outcome)
+        }
+        guard let read, let outcome else { return }
+        if outcome == 0 { deliver(read) } else { read.reply.error(outcome) }
+    }
+
+    /// The reader gave up (Ctrl-C): its read fails with EINTR.
+    public func interrupt(_ request: UInt64) { fail(request, EINTR) }
+
+    private func fail(_ request: UInt64, _ code: Int32) {
+        let read = lock.withLock { () -> PendingRead? in
+            guard let read = pending[request] else { return nil }
+            releaseHolds(of: read)
+            if read.registering {
+                read.outcome = code
+                return nil
+            }
+            pending[request] = nil
+            return read
+        }
+        read?.reply.error(code)
+    }
+
+    /// Drops a read's deadlines and waits (lock held).
+    private func releaseHolds(of read: PendingRead) {
+        guard let mounted = torrents[read.hash] else { return }
+        var changes: [(piece: Int, deadline: Int64?)] = []
+        for piece in read.missing {
+            mounted.waiting[piece]?.remove(read.id)
+            if mounted.waiting[piece]?.isEmpty == true { mounted.waiting[piece] = nil }
+            release(mounted, piece: piece, holder: read.id, changes: &changes)
+        }
+        send(mounted, changes)
+    }
+
+    /// Sends a completed read's bytes from the data files, off the caller's thread.
+    private func deliver(_ read: PendingRead) {
+        let storage = lock.withLock { torrents[read.hash]?.storage }
+        guard let storage else { return read.reply.error(EIO) }
+        io.async { [self] in serve(storage, read.range, read.reply) }
+    }
+
+    private func serve(_ storage: FileStorage, _ range: Range<Int64>, _ reply: ReadReply) {
+        let count = Int(range.count)
+        let buffer = buffers.take(count)
+        defer { buffers.give(buffer) }
+        let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+        do {
+            try storage.read(at: range.lowerBound, into: slice)
+            reply.data(UnsafeRawBufferPointer(slice))
+        } catch {
+            logger.error("cannot read data", metadata: ["error": "\(error)"])
+            reply.error(EIO)
+        }
+    }
+
+    // MARK: Deadlines (lock held)
+
+    private func hold(_ mounted: Mounted, piece: Int, holder: UInt64, deadline: Int64,
+                      changes: inout [(piece: Int, deadline: Int64?)]) {
+        mounted.holds[piece, default: [:]][holder] = deadline
+        let nearest = mounted.holds[piece]!.values.min()!
+        if mounted.sentDeadlines[piece] != nearest {
+            mounted.sentDeadlines[piece] = nearest
+            changes.append((piece, nearest))
+        }
+    }
+
+    private func release(_ mounted: Mounted, piece: Int, holder: UInt64, changes: inout [(piece: Int, deadline: Int64?)]) {
+        guard mounted.holds[piece]?.removeValue(forKey: holder) != nil else { return }
+        let nearest = mounted.holds[piece]?.values.min()
+        if nearest == nil { mounted.holds[piece] = nil }
+        if mounted.sentDeadlines[piece] != nearest {
+            mounted.sentDeadlines[piece] = nearest
+            changes.append((piece, nearest))
+        }
+    }
+
+    /// Hands deadline changes to the engine; called with the lock held so that changes
+    /// reach it in the order they were decided.
+    private func send(_ mounted: Mounted, _ changes: [(piece: Int, deadline: Int64?)]) {
+        guard !changes.isEmpty else { return }
+        session.setDeadlines(mounted.hash, changes)
+    }
+
+    /// Arms the read timeout of a pending read (when the option is set).
+    private func armTimeout(_ request: UInt64) {
+        guard let timeout = options.readTimeout, timeout > 0 else { return }
+        io.asyncAfter(deadline: .now() + timeout) { [weak self] in self?.fail(request, EIO) }
+    }
+
+    // MARK: Writing (`.add`)
+
+    /// Appends to an `.add` handle (offsets are ignored: `>>` writes at the old size).
+    /// Complete text lines are checked at once, so `echo junk > .add` fails at the write.
+    public func write(handle: UInt64, bytes: UnsafeRawBufferPointer) -> Result<Int, FSError> {
+        let outcome = lock.withLock { () -> (Result<Int, FSError>, AddError?) in
+            guard case .add(let buffer) = handles[handle] else { return (.failure(FSError(EBADF)), nil) }
+            if buffer.failure != nil { return (.failure(FSError(EINVAL)), nil) }
+            buffer.bytes += bytes
+            do throws(AddError) {
+                try AddInput.check(partial: buffer.bytes)
+            } catch {
+                buffer.failure = error
+                return (.failure(FSError(EINVAL)), error)
+            }
+            return (.success(bytes.count), nil)
+        }
+        if let error = outcome.1 { recordAddError(error, input: Array(bytes)) }
+        return outcome.0
+    }
+
+    /// Commits what was written to an `.add` handle (on close): all of it is added, or
+    /// nothing and EINVAL. The reply may come later (URLs are fetched first).
+    public func flush(handle: UInt64, reply: @escaping @Sendable (Int32) -> Void) {
+        let taken = lock.withLock { () -> (bytes: [UInt8], failed: Bool)? in
+            guard case .add(let buffer) = handles[handle] else { return nil }
+            let bytes = buffer.bytes
+            buffer.bytes = []
+            return (bytes, buffer.failure != nil)
+        }
+        guard let taken else { return reply(0) }  // not `.add`: nothing to flush
+        if taken.failed { return reply(EINVAL) }
+        guard !taken.bytes.isEmpty else { return reply(0) }  // an empty close (e.g. `: > .add`)
+        Task.detached { [self] in
+            do {
+                try await commit(taken.bytes)
+                reply(0)
+            } catch let error as AddError {
+                recordAddError(error, input: taken.bytes)
+                reply(EINVAL)
+            } catch {
+                recordAddError(AddError("\(error)"), input: taken.bytes)
+                reply(EINVAL)
+            }
+        }
+    }
+
+    /// Parses and resolves everything first, so a bad item adds nothing.
+    func commit(_ bytes: [UInt8]) async throws {
+        var sources: [(TorrentSource, [UInt8]?)] = []
+        for item in try AddInput.parse(bytes) {
+            switch item {
+            case .magnet(let magnet):
+                sources.append((.magnet(magnet), nil))
+            case .metainfo(let metainfo, let raw):
+                sources.append((.metainfo(metainfo), raw))
+            case .path(let path):
+                guard let raw = FileSystemPaths.read(path) else { throw AddError("cannot read \(path)") }
+                do {
+                    sources.append((.metainfo(try Metainfo(bytes: raw)), raw))
+                } catch {
+                    throw AddError("\(path): not a valid .torrent file: \(error)")
+                }
+            case .url(let url):
+                let raw: [UInt8]
+                do {
+                    raw = try await session.fetch(url)
+                } catch {
+                    throw AddError("cannot fetch \(url): \(error)")
+                }
+                do {
+                    sources.append((.metainfo(try Metainfo(bytes: raw)), raw))
+                } catch {
+                    throw AddError("\(url): not a valid .torrent file: \(error)")
+                }
+            }
+        }
+        for (source, raw) in sources { try await add(source, persist: true, torrentBytes: raw) }
+    }
+
+    private func recordAddError(_ error: AddError, input: [UInt8]) {
+        logger.warning("refused .add input", metadata: ["error": "\(error)"])
+        let shown = AddInput.looksBencoded(input) ? "(\(input.count) bytes of bencoded data)"
+            : AddInput.snippet(String(decoding: input.prefix(200), as: UTF8.self))
+        let record = AddErrorRecord(time: ISO8601DateFormatter().string(from: Date()), input: shown,
+                                    error: error.description)
+        lock.withLock {
+            addErrors.append(record)
+            if addErrors.count > Self.maxAddErrors { addErrors.removeFirst() }
+        }
+    }
+
+    /// `truncate`/`setattr` is allowed on `.add` only (shells truncate before writing).
+    public func setattr(_ inode: UInt64, size: Int64?) -> Result<NodeAttributes, FSError> {
+        lock.withLock {
+            guard case .add = nodes[inode] else { return .failure(FSError(nodes[inode] == nil ? ENOENT : EROFS)) }
+            return attributes(inode)
+        }
+    }
+
+    // MARK: Removing
+
+    /// `rmdir` of a torrent folder in the mount root removes the torrent.
+    public func rmdir(parent: UInt64, name: String, reply: @escaping @Sendable (Int32) -> Void) {
+        let removed = lock.withLock { () -> (Mounted, [PendingRead], [@Sendable (Bool) -> Void])? in
+            guard case .root = nodes[parent] else { return nil }
+            guard let mounted = torrents.values.first(where: { $0.folderName == name }) else { return nil }
+            torrents[mounted.hash] = nil
+            nodes[mounted.folderInode] = nil
+            for inode in mounted.children.keys { nodes[inode] = nil }
+            for inode in mounted.fileInodes.values { nodes[inode] = nil }
+            let reads = pending.values.filter { $0.hash == mounted.hash }
+            for read in reads where !read.registering { pending[read.id] = nil }
+            for read in reads where read.registering { read.outcome = EIO }
+            let waiters = Array(mounted.metadataWaiters.values)
+            mounted.metadataWaiters = [:]
+            return (mounted, reads.filter { !$0.registering }, waiters)
+        }
+        guard let (mounted, reads, waiters) = removed else {
+            let code = lock.withLock { () -> Int32 in
+                if case .root = nodes[parent] {
+                    return [Self.addName, Self.statusName].contains(name) ? ENOTDIR : ENOENT
+                }
+                return nodes[parent] == nil ? ENOENT : EROFS
+            }
+            return reply(code)
+        }
+        for read in reads { read.reply.error(EIO) }
+        for waiter in waiters { waiter(false) }
+        library.remove(mounted.hash)
+        mounted.storage?.close()
+        let deleteData = options.removeData
+        let directory = dataDirectory(for: mounted.hash)
+        let session = session
+        let logger = logger
+        Task.detached {
+            await session.remove(mounted.hash, deleteData: deleteData)
+            if deleteData { FileSystemPaths.removeTree(directory) }
+            logger.info("torrent removed", metadata: ["infohash": "\(mounted.hash.hex)", "dataDeleted": "\(deleteData)"])
+            reply(0)
+        }
+    }
+
+    /// Any other change to the tree is refused: the filesystem is read-only.
+    public func refuseChange(parent: UInt64) -> Int32 {
+        lock.withLock { nodes[parent] == nil ? ENOENT : EROFS }
+    }
+
+    // MARK: Extended attributes
+
+    public func listxattr(_ inode: UInt64) -> Result<[String], FSError> {
+        lock.withLock {
+            switch nodes[inode] {
+            case .folder, .directory, .file: return .success(Self.xattrNames)
+            case nil: return .failure(FSError(ENOENT))
+            default: return .success([])
+            }
+        }
+    }
+
+    public func getxattr(_ inode: UInt64, name: String, reply: @escaping @Sendable (Result<[UInt8], FSError>) -> Void) {
+        let result = lock.withLock { () -> Result<[UInt8], FSError>? in
+            let hash: InfoHash
+            var range: Range<Int64>?
+            switch nodes[inode] {
+            case .folder(let owner):
+                hash = owner
+            case .directory(let owner, let path):
+                hash = owner
+                if let info = torrents[owner]?.metainfo?.info {
+                    let inside = info.files.filter { !$0.isPadding && $0.path.starts(with: path) }
+                    if let first = inside.first, let last = inside.last { range = first.offset..<(last.offset + last.length) }
+                }
+            case .file(let owner, let index):
+                hash = owner
+                range = torrents[owner]?.metainfo?.info.files[index].byteRange
+            case nil:
+                return .failure(FSError(ENOENT))
+            default:
+                return .failure(FSError(ENODATA))
+            }
+            guard let mounted = torrents[hash] else { return .failure(FSError(ENOENT)) }
+            switch name {
+            case "user.torrentfs.infohash":
+                return .success(Array(hash.hex.utf8))
+            case "user.torrentfs.magnet":
+                return .success(Array(mounted.magnet.uri.utf8))
+            case "user.torrentfs.progress":
+                guard let info = mounted.metainfo?.info else { return .success(Array("0.0000".utf8)) }
+                let span = range ?? 0..<info.totalLength
+                let fraction = span.isEmpty ? 1 : Double(verifiedBytes(mounted, in: span)) / Double(span.count)
+                return .success(Array(String(format: "%.4f", fraction).utf8))
+            case "user.torrentfs.peers":
+                return nil
+            default:
+                return .failure(FSError(ENODATA))
+            }
+        }
+        if let result { return reply(result) }
+        session.withStats { [weak self] stats in
+            guard let self else { return reply(.failure(FSError(EIO))) }
+            let hash = self.lock.withLock { () -> InfoHash? in
+                switch self.nodes[inode] {
+                case .folder(let owner), .directory(let owner, _), .file(let owner, _): return owner
+                default: return nil
+                }
+            }
+            guard let hash, let stat = stats.first(where: { $0.infoHash == hash.hex }) else { return reply(.failure(FSError(ENOENT))) }
+            reply(.success(Array("\(stat.peers.count)".utf8)))
+        }
+    }
+
+    // MARK: .status
+
+    struct StatusDocument: Codable {
+        var listenPort: Int
+        var torrents: [TorrentStatus]
+        var addErrors: [AddErrorRecord]
+    }
+
+    struct TorrentStatus: Codable {
+        var folder: String
+        var name: String
+        var infoHash: String
+        var magnet: String
+        var state: String
+        var progress: Double
+        var totalSize: Int64?
+        var verifiedBytes: Int64
+        var downloaded: Int64
+        var uploaded: Int64
+        var downloadRate: Double
+        var uploadRate: Double
+        var peers: [TorrentStats.Peer]
+        var knownPeers: Int
+        var hashFailures: Int
+        var bannedPeers: Int
+        var trackers: [TrackerStatus]
+        var error: String?
+    }
+
+    func statusDocument(_ stats: [TorrentStats]) -> [UInt8] {
+        let document = lock.withLock { () -> StatusDocument in
+            let byHash = Dictionary(stats.map { ($0.infoHash, $0) }, uniquingKeysWith: { first, _ in first })
+            let entries = torrents.values.sorted { $0.folderName < $1.folderName }.map { mounted -> TorrentStatus in
+                let stat = byHash[mounted.hash.hex]
+                let total = mounted.metainfo?.info.totalLength
+                let verified = mounted.metainfo.map { verifiedBytes(mounted, in: 0..<$0.info.totalLength) } ?? 0
+                mounted.peers = stat?.peers.count ?? 0
+                return TorrentStatus(folder: mounted.folderName, name: mounted.metainfo?.info.name ?? mounted.folderName,
+                                     infoHash: mounted.hash.hex, magnet: mounted.magnet.uri,
+                                     state: stat?.state.rawValue ?? "stopped",
+                                     progress: total.map { $0 > 0 ? Double(verified) / Double($0) : 1 } ?? 0,
+                                     totalSize: total, verifiedBytes: verified, downloaded: stat?.downloaded ?? 0,
+                                     uploaded: stat?.uploaded ?? 0, downloadRate: stat?.downloadRate ?? 0,
+                                     uploadRate: stat?.uploadRate ?? 0, peers: stat?.peers ?? [],
+                                     knownPeers: stat?.knownPeers ?? 0, hashFailures: stat?.hashFailures ?? 0,
+                                     bannedPeers: stat?.bannedPeers ?? 0, trackers: stat?.trackers ?? [],
+                                     error: stat?.error)
+            }
+            return StatusDocument(listenPort: listenPort, torrents: entries, addErrors: addErrors)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array((try? encoder.encode(document)) ?? Data("{}".utf8)) + [UInt8(ascii: "\n")]
+    }
+}
+
+/// Reusable read buffers: reads of up to 1 MiB are common, and a fresh allocation of that
+/// size costs page faults every time.
+final class BufferPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [UnsafeMutableRawBufferPointer] = []
+    static let keep = 16
+
+    func take(_ size: Int) -> UnsafeMutableRawBufferPointer {
+        if let buffer = lock.withLock({ () -> UnsafeMutableRawBufferPointer? in
+            guard let index = free.firstIndex(where: { $0.count >= size }) else { return nil }
+            return free.remove(at: index)
+        }) { return buffer }
+        return .allocate(byteCount: max(size, 1 << 20), alignment: 4096)
+    }
+
+    func give(_ buffer: UnsafeMutableRawBufferPointer) {
+        let kept = lock.withLock { () -> Bool in
+            guard free.count < Self.keep else { return false }
+            free.append(buffer)
+            return true
+        }
+        if !kept { buffer.deallocate() }
+    }
+
+    deinit { for buffer in free { buffer.deallocate() } }
+}

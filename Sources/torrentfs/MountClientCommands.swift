@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `torrentfs add MOUNTPOINT INPUT…`: writes each input to `MOUNTPOINT/.add`.
+struct AddCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Add torrents to a mount (magnet, info hash, .torrent file, or URL).",
+        discussion: "A .torrent file's bytes are written; anything else is written as one line."
+    )
+
+    @Argument(help: "The mount point.")
+    var mountpoint: String
+
+    @Argument(help: "Magnet links, info hashes, .torrent files, or http(s) URLs of .torrent files.")
+    var inputs: [String]
+
+    func run() throws {
+        let control = mountpoint + "/.add"
+        var failed = 0
+        for input in inputs {
+            let bytes: [UInt8]
+            if FileManager.default.fileExists(atPath: input) && !input.lowercased().hasPrefix("magnet:") {
+                guard let data = FileManager.default.contents(atPath: input) else {
+                    throw CLIError("cannot read \(input)")
+                }
+                bytes = [UInt8](data)
+            } else {
+                bytes = Array((input + "\n").utf8)
+            }
+            if let error = Self.write(bytes, to: control) {
+                failed += 1
+                let reason = Self.lastAddError(mountpoint: mountpoint) ?? error
+                FileHandle.standardError.write(Data("torrentfs add: \(input.prefix(80)): \(reason)\n".utf8))
+            }
+        }
+        if failed > 0 { throw ExitCode(1) }
+    }
+
+    /// Writes and closes; the close is where the mount accepts or refuses.
+    static func write(_ bytes: [UInt8], to path: String) -> String? {
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard fd >= 0 else { return "cannot open \(path): \(String(cString: strerror(errno)))" }
+        var done = 0
+        while done < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                close(fd)
+                return String(cString: strerror(code))
+            }
+            done += written
+        }
+        if close(fd) != 0 { return String(cString: strerror(errno)) }
+        return nil
+    }
+
+    static func lastAddError(mountpoint: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: mountpoint + "/.status"),
+              let document = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let errors = document["addErrors"] as? [[String: Any]], let last = errors.last else { return nil }
+        return last["error"] as? String
+    }
+}
+
+/// `torrentfs status MOUNTPOINT`: the torrents of a mount, from its `.status` file.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the torrents of a mount.")
+
+    @Argument(help: "The mount point.")
+    var mountpoint: String
+
+    @Flag(help: "Print the raw JSON of MOUNTPOINT/.status.")
+    var json = false
+
+    @Flag(help: "Refresh every second until interrupted.")
+    var watch = false
+
+    func run() async throws {
+        repeat {
+            guard let data = FileManager.default.contents(atPath: mountpoint + "/.status") else {
+                throw CLIError("cannot read \(mountpoint)/.status (is torrentfs mounted there?)")
+            }
+            if json {
+                FileHandle.standardOutput.write(data)
+            } else {
+                if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                print(try Self.render(data))
+            }
+            if watch { try await Task.sleep(for: .seconds(1)) }
+        } while watch
+    }
+
+    static func render(_ data: Data) throws -> String {
+        guard let document = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let torrents = document["torrents"] as? [[String: Any]] else {
+            throw CLIError("unreadable .status")
+        }
+        if torrents.isEmpty { return "no torrents (add one: torrentfs add MOUNTPOINT MAGNET)" }
+        var lines: [String] = []
+        for torrent in torrents {
+            let folder = torrent["folder"] as? String ?? "?"
+            let state = torrent["state"] as? String ?? "?"
+            let progress = (torrent["progress"] as? Double ?? 0) * 100
+            let down = ByteCount.format(Int64(torrent["downloadRate"] as? Double ?? 0))
+            let up = ByteCount.format(Int64(torrent["uploadRate"] as? Double ?? 0))
+            let peers = (torrent["peers"] as? [Any])?.count ?? 0
+            let size = (torrent["totalSize"] as? Int64).map { ByteCount.format($0) } ?? "?"
+            let width = 20
+            let filled = Int(progress / 100 * Double(width))
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            lines.append(String(format: "%@  [%@] %5.1f%%  %@  ↓%@/s ↑%@/s  %d peers  %@",
+                                folder, bar, progress, size, down, up, peers, state))
+            if let error = torrent["error"] as? String { lines.append("    error: \(error)") }
+        }
+        if let errors = document["addErrors"] as? [[String: Any]], let last = errors.last {
+            lines.append("last refused .add: \(last["error"] as? String ?? "?")")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
