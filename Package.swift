@@ -59,6 +59,11 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "TestSupport"]),
         .testTarget(
+            name: "TorrentFSCoreTests",
+            dependencies: ["TorrentFSCore", "TorrentEngine", "BitTorrent", "TestSupport",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
             name: "TorrentEngineTests",
             dependencies: ["TorrentEngine", "BitTorrent", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),

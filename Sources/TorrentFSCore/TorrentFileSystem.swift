@@ -668,8 +668,11 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             for (order, piece) in (pieces.lowerBound.value...pieces.upperBound.value).enumerated()
             where mounted.verified?[piece] != true {
                 wanted.insert(piece)
-                hold(mounted, piece: piece, holder: handle,
-                     deadline: now + 2_000_000_000 + Int64(order) * 20_000_000, changes: &changes)
+                // A piece keeps the deadline it got when it entered the window.
+                if mounted.holds[piece]?[handle] == nil {
+                    hold(mounted, piece: piece, holder: handle,
+                         deadline: now + 2_000_000_000 + Int64(order) * 20_000_000, changes: &changes)
+                }
             }
         }
         for piece in reader.held.subtracting(wanted) { release(mounted, piece: piece, holder: handle, changes: &changes) }
@@ -858,7 +861,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     private func recordAddError(_ error: AddError, input: [UInt8]) {
         logger.warning("refused .add input", metadata: ["error": "\(error)"])
         let shown = AddInput.looksBencoded(input) ? "(\(input.count) bytes of bencoded data)"
-            : AddInput.snippet(String(decoding: input.prefix(200), as: UTF8.self))
+            : AddInput.snippet(String(String(decoding: input.prefix(200), as: UTF8.self).reversed()
+                .drop { $0.isWhitespace }.reversed()))
         let record = AddErrorRecord(time: ISO8601DateFormatter().string(from: Date()), input: shown,
                                     error: error.description)
         lock.withLock {
