@@ -3,6 +3,7 @@
 
 SWIFT ?= swift
 PREFIX ?= /usr/local
+SBINDIR ?= /sbin
 # Debian's python3 has python3-libtorrent; a pyenv or venv python3 earlier on PATH does not.
 PYTHON ?= /usr/bin/python3
 DEBUG_BIN := .build/debug/torrentfs
@@ -50,11 +51,15 @@ bench: deps release
 	bench/create.sh $(RELEASE_BIN)
 	$(PYTHON) bench/download_bench.py $(RELEASE_BIN)
 
+# mount(8) looks for helpers in /sbin: `mount -t torrentfs torrentfs /mnt/t` and fstab lines
+# run /sbin/mount.torrentfs, a link to the binary (it picks the mount command by its name).
 install: release
 	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/torrentfs
+	install -d $(DESTDIR)$(SBINDIR)
+	ln -sf $(PREFIX)/bin/torrentfs $(DESTDIR)$(SBINDIR)/mount.torrentfs
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/torrentfs
+	rm -f $(DESTDIR)$(PREFIX)/bin/torrentfs $(DESTDIR)$(SBINDIR)/mount.torrentfs
 
 run: deps build
 	scripts/demo.sh $(DEBUG_BIN)

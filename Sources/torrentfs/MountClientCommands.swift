@@ -7,6 +7,7 @@ import Glibc
 /// `torrentfs add MOUNTPOINT INPUT…`: writes each input to `MOUNTPOINT/.add`.
 struct AddCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "add",
         abstract: "Add torrents to a mount (magnet, info hash, .torrent file, or URL).",
         discussion: "A .torrent file's bytes are written; anything else is written as one line."
     )
@@ -68,7 +69,7 @@ struct AddCommand: ParsableCommand {
 
 /// `torrentfs status MOUNTPOINT`: the torrents of a mount, from its `.status` file.
 struct StatusCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the torrents of a mount.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the torrents of a mount.")
 
     @Argument(help: "The mount point.")
     var mountpoint: String
