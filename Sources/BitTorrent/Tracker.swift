@@ -181,6 +181,41 @@ public enum HTTPTrackerProtocol {
             warning: dict["warning message"]?.stringValue)
     }
 
+    /// The scrape request for one torrent: the scrape URL with its `info_hash`.
+    public static func scrapeRequestURL(_ scrape: String, _ infoHash: InfoHash) -> String {
+        scrape + (scrape.contains("?") ? "&" : "?") + "info_hash=" + escape(infoHash.bytes)
+    }
+
+    /// Parses a scrape response body: the counts for `infoHash` (`files` → raw hash →
+    /// `complete`, `downloaded`, `incomplete`).
+    public static func parseScrape(_ body: [UInt8], infoHash: InfoHash) throws(TrackerError) -> UDPTrackerPacket.ScrapeEntry {
+        guard body.count <= maxResponseSize else { throw TrackerError(.tooLarge(size: body.count, limit: maxResponseSize)) }
+        let value: BValue
+        do {
+            value = try Bencode.decode(body, limits: BencodeLimits(maxDepth: 8, maxTokens: 200_000,
+                                                                   maxInputSize: maxResponseSize,
+                                                                   requireCanonicalKeys: false))
+        } catch {
+            throw TrackerError(.malformed("\(error)"))
+        }
+        guard let dict = value.dictionaryValue else { throw TrackerError(.malformed("not a dictionary")) }
+        if let failure = dict["failure reason"] {
+            throw TrackerError(.failure(failure.stringValue ?? "(unreadable reason)"))
+        }
+        guard let files = dict["files"]?.dictionaryValue else { throw TrackerError(.malformed("no 'files' dictionary")) }
+        guard let entry = files[infoHash.bytes]?.dictionaryValue else {
+            throw TrackerError(.failure("torrent not known to the tracker"))
+        }
+        func count(_ key: String) throws(TrackerError) -> Int {
+            guard let value = entry[key]?.integerValue, value >= 0 else {
+                throw TrackerError(.malformed("scrape entry without a valid '\(key)'"))
+            }
+            return Int(clamping: value)
+        }
+        return UDPTrackerPacket.ScrapeEntry(seeders: try count("complete"), completed: try count("downloaded"),
+                                            leechers: try count("incomplete"))
+    }
+
     /// The scrape URL for an announce URL, if the tracker follows the convention.
     public static func scrapeURL(_ announce: String) -> String? {
         guard let slash = announce.lastIndex(of: "/") else { return nil }
@@ -237,6 +272,12 @@ public enum UDPTrackerPacket {
         public var seeders: Int
         public var completed: Int
         public var leechers: Int
+
+        public init(seeders: Int, completed: Int, leechers: Int) {
+            self.seeders = seeders
+            self.completed = completed
+            self.leechers = leechers
+        }
     }
 
     public enum Response: Hashable, Sendable {

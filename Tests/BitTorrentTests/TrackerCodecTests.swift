@@ -242,6 +242,39 @@ struct AnnounceParseTests {
     func scrapeURL(announce: String, expected: String?) {
         #expect(HTTPTrackerProtocol.scrapeURL(announce) == expected)
     }
+
+    @Test("scrape request URL carries the raw info hash, percent-encoded")
+    func scrapeRequestURL() {
+        #expect(HTTPTrackerProtocol.scrapeRequestURL("http://t/scrape", trickyHash)
+            == "http://t/scrape?info_hash=%00%124Vx%9A%BC%DE%F1%23Az.-_~%20%25%2B%FF")
+        #expect(HTTPTrackerProtocol.scrapeRequestURL("http://t/scrape?passkey=1", trickyHash).hasPrefix("http://t/scrape?passkey=1&info_hash=%00"))
+    }
+
+    @Test("scrape response: the torrent's complete, downloaded, incomplete")
+    func scrapeResponse() throws {
+        let other = InfoHash([UInt8](repeating: 0x11, count: 20))!
+        func body(_ entries: [(InfoHash, String)]) -> [UInt8] {
+            var out = Array("d5:filesd".utf8)
+            for (hash, entry) in entries { out += Array("20:".utf8) + hash.bytes + Array(entry.utf8) }
+            return out + Array("ee".utf8)
+        }
+        let good = body([(other, "d8:completei1e10:downloadedi2e10:incompletei3ee"),
+                         (trickyHash, "d8:completei5e10:downloadedi50e10:incompletei10ee")])
+        #expect(try HTTPTrackerProtocol.parseScrape(good, infoHash: trickyHash)
+            == UDPTrackerPacket.ScrapeEntry(seeders: 5, completed: 50, leechers: 10))
+        let failures: [([UInt8], String)] = [
+            (body([(other, "d8:completei1e10:downloadedi2e10:incompletei3ee")]), "unknown torrent"),
+            (body([(trickyHash, "d8:completei5e10:incompletei10ee")]), "missing downloaded"),
+            (body([(trickyHash, "d8:completei-5e10:downloadedi1e10:incompletei10ee")]), "negative count"),
+            (Array("d14:failure reason4:nopee".utf8), "failure reason"),
+            (Array("le".utf8), "not a dictionary"),
+            (Array("d5:filesi3ee".utf8), "files not a dictionary"),
+            (Array("d5:files".utf8), "truncated"),
+        ]
+        for (bytes, what) in failures {
+            #expect(throws: TrackerError.self, "\(what)") { try HTTPTrackerProtocol.parseScrape(bytes, infoHash: trickyHash) }
+        }
+    }
 }
 
 @Suite("UDP tracker packets (BEP 15)")

@@ -233,4 +233,29 @@ struct UDPTrackerClientTests {
         guard case .announced(let answer)? = actions.first else { Issue.record("no answer: \(actions)"); return }
         #expect(answer.peers == [PeerAddress(host: "2001:0:0:0:0:0:0:9", port: 80)])
     }
+
+    @Test("scrape: connect, then a scrape packet for the hash, then its counts")
+    func scrape() throws {
+        var client = UDPTrackerClient(transactionSeed: 9)
+        let connect = try #require(sent(client.scrape(request.infoHash, now: 0)))
+        let actions = client.received(connectResponse(connect.transaction, connection: 77), now: second)
+        guard actions.count == 1, case .send(let packet) = actions[0] else { Issue.record("no scrape: \(actions)"); return }
+        #expect(packet.count == 16 + 20)
+        #expect(read64(packet, 0) == 77 && read32(packet, 8) == 2)
+        #expect(Array(packet[16...]) == request.infoHash.bytes)
+        let t = read32(packet, 12)
+        // An announce answer to a scrape is not taken for it.
+        #expect(client.received(announceResponse(t), now: second).isEmpty)
+        #expect(client.received(be32(2) + be32(t) + be32(4) + be32(40) + be32(3), now: 2 * second)
+            == [.scraped(UDPTrackerPacket.ScrapeEntry(seeders: 4, completed: 40, leechers: 3))])
+        #expect(client.awaitedTransaction == nil)
+        // No second request while one is under way; a timed-out scrape fails as a scrape.
+        _ = client.announce(request, now: 3 * second)
+        #expect(client.scrape(request.infoHash, now: 3 * second).isEmpty)
+        var lonely = UDPTrackerClient(transactionSeed: 3)
+        _ = lonely.scrape(request.infoHash, now: 0)
+        var last: [UDPTrackerClient.Action] = []
+        for step in 1...20 { last = lonely.tick(now: Int64(step) * 60 * second); if lonely.awaitedTransaction == nil { break } }
+        #expect(last == [.scrapeFailed(TrackerError(.timeout))])
+    }
 }

@@ -47,6 +47,8 @@ public struct TrackerStatus: Sendable, Codable, Hashable {
     public var peersReceived: Int
     public var seeders: Int?
     public var leechers: Int?
+    /// Completed downloads the tracker counted (from a scrape).
+    public var completed: Int?
     public var lastError: String?
     public var lastWarning: String?
     public var nextAnnounceIn: Double?

@@ -24,6 +24,11 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
     /// Where the current round is: tier and URL index.
     var cursor: (tier: Int, index: Int) = (0, 0)
     let key = UInt32.random(in: 1...UInt32.max)
+    /// Every tracker is scraped this often (counts of seeders, leechers, completed).
+    static let scrapeInterval: Int64 = 1_800_000_000_000
+    /// The first scrape follows the first successful announce by this much.
+    static let firstScrapeDelay: Int64 = 2_000_000_000
+    var nextScrape: Int64?
 
     init(torrent: Torrent, tiers: [[String]]) {
         self.torrent = torrent
@@ -38,6 +43,10 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
             let actions = client.tick(now: now)
             udpClients[url] = client
             perform(actions, url: url)
+        }
+        if let next = nextScrape, now >= next, !torrent.isStopped {
+            nextScrape = now + TrackerAnnouncer.scrapeInterval
+            scrapeAll(now: now)
         }
         guard !tiers.isEmpty, !inFlight, now >= nextAnnounce, !torrent.isStopped else { return }
         cursor = (0, 0)
@@ -152,6 +161,10 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
                 finished(url, .success(response))
             case .failed(let error):
                 finished(url, .failure(error))
+            case .scraped(let entry):
+                scraped(url, .success(entry))
+            case .scrapeFailed(let error):
+                scraped(url, .failure(error))
             }
         }
     }
@@ -180,6 +193,7 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
             for peer in response.peers { torrent.addCandidate(peer) }
             pendingEvent = .none
             inFlight = false
+            if nextScrape == nil { nextScrape = now + TrackerAnnouncer.firstScrapeDelay }
             let interval = max(response.interval, response.minInterval ?? 0)
             nextAnnounce = now + Int64(interval) * 1_000_000_000
             torrent.logger.info("announced", metadata: ["tracker": "\(url)", "peers": "\(response.peers.count)"])
@@ -193,6 +207,57 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
                 cursor = (cursor.tier + 1, 0)
             }
             announceCurrent(now: now)
+        }
+    }
+
+    // MARK: Scrape
+
+    /// Asks every tracker for the torrent's counts (HTTP trackers that follow the scrape
+    /// URL convention, and UDP trackers already resolved).
+    private func scrapeAll(now: Int64) {
+        let hash = torrent.infoHash
+        for url in tiers.joined() {
+            if url.lowercased().hasPrefix("udp://") {
+                guard udpAddresses[url] != nil else { continue }
+                var client = udpClients[url] ?? UDPTrackerClient(transactionSeed: UInt32.random(in: 0...UInt32.max),
+                                                                 ipv6: udpAddresses[url]?.protocol == .inet6)
+                let actions = client.scrape(hash, now: now)
+                udpClients[url] = client
+                perform(actions, url: url)
+            } else if let scrape = HTTPTrackerProtocol.scrapeURL(url) {
+                let full = HTTPTrackerProtocol.scrapeRequestURL(scrape, hash)
+                let client = engine.httpClient
+                let loop = engine.loop
+                Task {
+                    let result: Result<UDPTrackerPacket.ScrapeEntry, TrackerError>
+                    do {
+                        let response = try await client.execute(HTTPClientRequest(url: full), timeout: .seconds(30))
+                        let body = try await response.body.collect(upTo: HTTPTrackerProtocol.maxResponseSize)
+                        let bytes = body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
+                        do throws(TrackerError) {
+                            result = .success(try HTTPTrackerProtocol.parseScrape(bytes, infoHash: hash))
+                        } catch {
+                            result = .failure(error)
+                        }
+                    } catch {
+                        result = .failure(TrackerError(.transport("\(error)")))
+                    }
+                    loop.execute { self.scraped(url, result) }
+                }
+            }
+        }
+    }
+
+    private func scraped(_ url: String, _ result: Result<UDPTrackerPacket.ScrapeEntry, TrackerError>) {
+        guard let index = torrent.trackerStatus.firstIndex(where: { $0.url == url }) else { return }
+        switch result {
+        case .success(let entry):
+            torrent.trackerStatus[index].seeders = entry.seeders
+            torrent.trackerStatus[index].leechers = entry.leechers
+            torrent.trackerStatus[index].completed = entry.completed
+            torrent.logger.debug("scraped", metadata: ["tracker": "\(url)", "seeders": "\(entry.seeders)"])
+        case .failure(let error):
+            torrent.logger.debug("scrape failed", metadata: ["tracker": "\(url)", "error": "\(error)"])
         }
     }
 
