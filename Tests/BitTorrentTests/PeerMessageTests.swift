@@ -262,3 +262,26 @@ struct HandshakeTests {
         #expect(try Handshake.decode(buffer[3...]) == handshake)
     }
 }
+
+@Suite("Allowed fast set (BEP 6)")
+struct AllowedFastTests {
+    @Test("the BEP's example: 80.4.4.200, info hash of 0xAA bytes, 1313 pieces")
+    func specVector() {
+        let hash = InfoHash([UInt8](repeating: 0xAA, count: 20))!
+        #expect(AllowedFast.set(ipv4: [80, 4, 4, 200], infoHash: hash, pieceCount: 1313, count: 7)
+            == [1059, 431, 808, 1217, 287, 376, 1188])
+        #expect(AllowedFast.set(ipv4: [80, 4, 4, 200], infoHash: hash, pieceCount: 1313, count: 9)
+            == [1059, 431, 808, 1217, 287, 376, 1188, 353, 508])
+        // Only the /24 counts.
+        #expect(AllowedFast.set(ipv4: [80, 4, 4, 1], infoHash: hash, pieceCount: 1313, count: 9)
+            == AllowedFast.set(ipv4: [80, 4, 4, 200], infoHash: hash, pieceCount: 1313, count: 9))
+    }
+
+    @Test("small torrents get every piece at most once; bad input gives nothing")
+    func edges() {
+        let hash = InfoHash([UInt8](repeating: 1, count: 20))!
+        #expect(Set(AllowedFast.set(ipv4: [10, 0, 0, 1], infoHash: hash, pieceCount: 3)) == [0, 1, 2])
+        #expect(AllowedFast.set(ipv4: [10, 0, 0], infoHash: hash, pieceCount: 30).isEmpty)
+        #expect(AllowedFast.set(ipv4: [10, 0, 0, 1], infoHash: hash, pieceCount: 0).isEmpty)
+    }
+}

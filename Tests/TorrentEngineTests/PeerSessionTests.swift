@@ -465,4 +465,22 @@ struct PeerSessionTests {
         #expect(peer.received(.notInterested, now: 0) == [.interestChanged(false)])
         #expect(!peer.peerInterested)
     }
+
+    @Test("pieces we allow fast may be requested from us while we choke; others are rejected")
+    func allowingFast() {
+        var peer = session(fast: true)
+        #expect(peer.allowFast([3, 7, 3, 99]) == [.allowedFast(piece: 3), .allowedFast(piece: 7)])
+        #expect(peer.allowFast([3]).isEmpty)  // said once
+        #expect(peer.received(.request(piece: 3, begin: 0, length: 16384), now: 1) == [.uploadRequested(block(3, 0))])
+        #expect(peer.received(.request(piece: 4, begin: 0, length: 16384), now: 1)
+            == [.send(.reject(piece: 4, begin: 0, length: 16384))])
+        // Unchoked, then choked again: the allowed request survives, the other is rejected.
+        _ = peer.setChoking(false)
+        _ = peer.received(.request(piece: 5, begin: 0, length: 16384), now: 2)
+        #expect(peer.setChoking(true) == [.choke, .reject(piece: 5, begin: 0, length: 16384)])
+        #expect(peer.incoming == [block(3, 0)])
+        // Without the fast extension nothing is allowed.
+        var plain = session(fast: false)
+        #expect(plain.allowFast([1]).isEmpty)
+    }
 }

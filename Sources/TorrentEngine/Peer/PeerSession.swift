@@ -88,6 +88,8 @@ public struct PeerSession: Sendable {
     public private(set) var incoming: [BlockRange] = []
     /// Pieces the peer lets us request while choked (BEP 6).
     public private(set) var allowedFast = Set<Int>()
+    /// Pieces we let the peer request while we choke it (BEP 6).
+    public private(set) var allowedFastGiven = Set<Int>()
     public private(set) var remoteExtensions: ExtensionHandshake?
     public private(set) var lastReceived: Int64
     public private(set) var lastSent: Int64
@@ -196,7 +198,7 @@ public struct PeerSession: Sendable {
                 return violation("request \(piece)/\(begin)/\(length) out of range")
             }
             if amChoking && !fast { return [] }  // BEP 3: ignored while choked
-            if amChoking {
+            if amChoking && !allowedFastGiven.contains(piece) {
                 return [.send(.reject(piece: piece, begin: begin, length: length))]
             }
             guard incoming.count < PeerSession.maxIncomingRequests else {
@@ -320,11 +322,23 @@ public struct PeerSession: Sendable {
         guard amChoking != choking else { return [] }
         amChoking = choking
         if choking {
-            let dropped = incoming
-            incoming.removeAll()
+            // Requests for allowed fast pieces survive a choke (BEP 6); the rest are dropped.
+            let dropped = incoming.filter { !allowedFastGiven.contains($0.piece.value) }
+            incoming.removeAll { !allowedFastGiven.contains($0.piece.value) }
             return [.choke] + (fast ? dropped.map { .reject(piece: $0.piece.value, begin: $0.begin, length: $0.length) } : [])
         }
         return [.unchoke]
+    }
+
+    /// Lets the peer request `pieces` while choked (BEP 6; fast peers only): the messages
+    /// to send for the pieces not allowed before.
+    public mutating func allowFast(_ pieces: [Int]) -> [PeerMessage] {
+        guard fast, let lengths else { return [] }
+        var messages: [PeerMessage] = []
+        for piece in pieces where piece >= 0 && piece < lengths.pieceCount && allowedFastGiven.insert(piece).inserted {
+            messages.append(.allowedFast(piece: piece))
+        }
+        return messages
     }
 
     public mutating func setInterested(_ interested: Bool) -> [PeerMessage] {

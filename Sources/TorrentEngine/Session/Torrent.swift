@@ -350,6 +350,17 @@ final class Torrent: @unchecked Sendable {
         } else if !picker.have.isEmpty {
             peer.send(.bitfield(picker.have.wire))
         }
+        allowFast(peer)
+    }
+
+    /// BEP 6: the pieces of the peer's allowed fast set that we have, so that a new peer
+    /// can start while it waits for an unchoke.
+    private func allowFast(_ peer: PeerConnection) {
+        guard var session = peer.session, session.fast, let picker, let metainfo,
+              let address = IPAddress.parse(peer.address.host), address.count == 4 else { return }
+        let set = AllowedFast.set(ipv4: address, infoHash: infoHash, pieceCount: metainfo.info.lengths.pieceCount)
+        for message in session.allowFast(set.filter { picker.have[$0] }) { peer.send(message) }
+        peer.session = session
     }
 
     func peerClosed(_ peer: PeerConnection) {
