@@ -230,7 +230,11 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     func add(_ source: TorrentSource, persist: Bool, torrentBytes: [UInt8]? = nil) async throws {
         let hash = source.infoHash
         let isNew = lock.withLock { () -> Bool in
-            guard torrents[hash] == nil else { return false }
+            if let existing = torrents[hash] {
+                // A .torrent for a magnet still waiting for its metadata: the tree appears now.
+                if case .metainfo(let metainfo) = source, existing.metainfo == nil { metadataKnown(existing, metainfo) }
+                return false
+            }
             let magnet: MagnetLink
             switch source {
             case .magnet(let link): magnet = link
@@ -604,7 +608,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 let start = Int(offset)
                 return .bytes(Array(document[start..<min(document.count, start + size)]))
             case .add:
-                return .fail(EBADF)
+                return .bytes([])  // write-only in spirit: reads see an empty file
             case .reader(var reader):
                 guard let mounted = torrents[reader.hash], let metainfo = mounted.metainfo,
                       let storage = mounted.storage else { return .fail(EIO) }

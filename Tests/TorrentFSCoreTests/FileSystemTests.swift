@@ -258,4 +258,33 @@ struct FileSystemTests {
         }
         await harness.tearDown()
     }
+
+    @Test func aTorrentFileCompletesAMagnetWaitingForMetadata() async throws {
+        let harness = try Harness(name: "late", files: [(["a"], 30_000), (["b"], 40_000)], pieceLength: 16 << 10, seed: 11)
+        try await harness.mount()
+        do {
+            // No peer: the metadata cannot come from the swarm.
+            #expect(await harness.add("magnet:?xt=urn:btih:\(harness.metainfo.infoHash.hex)&dn=Waiting\n") == 0)
+            let folder = try await harness.lookup(TorrentFileSystem.rootInode, "Waiting").get()
+            let listing = Task { await harness.list(folder.inode) }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(await harness.add(harness.torrentBytes) == 0)
+            #expect(try await listing.value.get() == ["a", "b"])
+            #expect(try await harness.list(TorrentFileSystem.rootInode).get() == [".add", ".status", "late"])
+            let stats = try #require(await harness.stats())
+            #expect(stats.totalSize == 70_000)
+        } catch {
+            Issue.record(error)
+        }
+        await harness.tearDown()
+    }
+
+    @Test func readingAddGivesAnEmptyFile() async throws {
+        let harness = try Harness(name: "e", files: [([], 10)], pieceLength: 16 << 10, seed: 12)
+        try await harness.mount()
+        let opened = try await harness.open(TorrentFileSystem.addInode).get()
+        #expect(await harness.read(opened.handle, offset: 0, size: 100) == .success([]))
+        harness.fs.release(opened.handle)
+        await harness.tearDown()
+    }
 }

@@ -39,7 +39,11 @@ public final class Session: Sendable {
                     for peer in magnet.peers { existing.addCandidate(peer) }
                     existing.addTrackers(magnet.trackers.map { [$0] })
                 case .metainfo(let metainfo):
-                    existing.addTrackers(metainfo.trackerTiers)
+                    if existing.metainfo == nil {
+                        existing.metadataProvided(metainfo)
+                    } else {
+                        existing.addTrackers(metainfo.trackerTiers)
+                    }
                 }
                 return hash
             }

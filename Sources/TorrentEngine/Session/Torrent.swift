@@ -738,6 +738,14 @@ final class Torrent: @unchecked Sendable {
         }
     }
 
+    /// The .torrent of a torrent added by magnet and still without metadata: used as if
+    /// fetched from peers, its trackers merged with the magnet's.
+    func metadataProvided(_ provided: Metainfo) {
+        guard metainfo == nil, provided.infoHash == infoHash, !isStopped else { return }
+        metadataArrived(provided)
+        addTrackers(provided.trackerTiers)
+    }
+
     private func metadataArrived(_ fetched: Metainfo) {
         var metainfo = fetched
         metainfo.announceList = trackerTiers
