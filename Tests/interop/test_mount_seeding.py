@@ -1,0 +1,65 @@
+"""Seeding while mounted: what a mount has verified goes to other peers.
+
+A libtorrent seeder serves the content to a mount, which reads every file through
+FUSE; the seeder is stopped; a libtorrent leecher that knows only the mount's listen
+port (from `.status`) then downloads everything from the mount, and its copy is
+checked byte for byte. Runs in the session's private network namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from swarm import LtPeer, assert_same_tree, torrentfs_create
+from test_engine_swarm import TRANSFER_TIMEOUT, content, lt_seeder  # noqa: F401 (fixture)
+
+
+def test_mount_seeds_what_it_has_read(content, tmp_path, procs, torrentfs_bin):  # noqa: F811
+    torrent = tmp_path / "data.torrent"
+    info = torrentfs_create(torrentfs_bin, content.root, torrent)
+    seeder = lt_seeder(procs, content, torrent)
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    data = tmp_path / "data"
+    mount = procs.start("mount", [torrentfs_bin, "mount", mnt, "-f", "-o", f"data={data},port=0"])
+
+    def unmount():
+        if os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=20)
+        if os.path.ismount(mnt):
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=20)
+        mount.wait(10)
+
+    procs.add_cleanup(unmount)
+    deadline = time.monotonic() + 20
+    while not os.path.ismount(mnt):
+        assert mount.poll() is None, f"mount exited\n{mount.tail()}"
+        assert time.monotonic() < deadline, f"not mounted after 20 s\n{mount.tail()}"
+        time.sleep(0.05)
+
+    magnet = f"magnet:?xt=urn:btih:{info['infoHash']}&dn={content.name}&x.pe=127.0.0.1:{seeder.port}"
+    (mnt / ".add").write_text(magnet + "\n")
+    # Read every file through the mount: all pieces become verified.
+    for path in sorted(content.root.rglob("*")):
+        if path.is_file():
+            copy = mnt / content.name / path.relative_to(content.root)
+            assert copy.read_bytes() == path.read_bytes(), copy
+    status = json.loads((mnt / ".status").read_text())
+    torrent_status = status["torrents"][0]
+    assert torrent_status["progress"] == 1, torrent_status
+    port = status["listenPort"]
+    assert port > 0, status
+    seeder.proc.stop()
+
+    save = tmp_path / "lt-out"
+    leecher = LtPeer(procs, "lt-leech", save, magnet=f"magnet:?xt=urn:btih:{info['infoHash']}",
+                     connect=[f"127.0.0.1:{port}"])
+    leecher.wait_seeding(TRANSFER_TIMEOUT)
+    leecher.proc.stop()
+    assert_same_tree(content.root, save / content.name, "libtorrent leecher served by the mount")
+    uploaded = json.loads((mnt / ".status").read_text())["torrents"][0]["uploaded"]
+    assert uploaded >= content.size, (uploaded, content.size)
