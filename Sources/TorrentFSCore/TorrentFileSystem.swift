@@ -68,7 +68,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     /// Attribute names offered on torrent folders and files.
     public static let xattrNames = ["user.torrentfs.progress", "user.torrentfs.infohash",
                                     "user.torrentfs.magnet", "user.torrentfs.peers"]
-    /// Readahead window after a seek (grows ×2 per sequential read up to `options.readahead`).
+    /// Readahead window after a seek (then it follows the reader's speed, up to `options.readahead`).
     static let initialWindow = 2 << 20
     /// Most `.add` errors kept for `.status`.
     static let maxAddErrors = 20
@@ -116,8 +116,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     struct Reader {
         var hash: InfoHash
         var fileIndex: Int
-        var nextOffset: Int64 = -1
-        var window = 0
+        var readahead: ReadaheadWindow
         /// Pieces this handle holds deadlines on for readahead.
         var held = Set<Int>()
     }
@@ -555,7 +554,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 if writing { return .failure(FSError(EACCES)) }
                 guard torrents[hash] != nil else { return .failure(FSError(ENOENT)) }
                 let id = makeID()
-                handles[id] = .reader(Reader(hash: hash, fileIndex: index))
+                handles[id] = .reader(Reader(hash: hash, fileIndex: index,
+                                             readahead: ReadaheadWindow(initial: Self.initialWindow, maximum: options.readahead)))
                 return .success(OpenResult(handle: id, keepCache: true, directIO: false))
             case .root, .folder, .directory:
                 return .failure(FSError(EISDIR))
@@ -654,19 +654,13 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         return .done
     }
 
-    /// Readahead: while reads are sequential the window doubles (up to the option), a seek
-    /// resets it; the missing pieces in it get later deadlines than the read itself (lock held).
+    /// Readahead: the window follows the reader's sequential speed (`ReadaheadWindow`); the
+    /// missing pieces in it get later deadlines than the read itself (lock held).
     private func planReadahead(_ reader: inout Reader, handle: UInt64, mounted: Mounted, file: TorrentFile,
                                offset: Int64, end: Int64, now: Int64, changes: inout [(piece: Int, deadline: Int64?)]) {
-        let maximum = options.readahead
-        if offset == reader.nextOffset {
-            reader.window = min(maximum, max(reader.window * 2, min(maximum, Self.initialWindow)))
-        } else {
-            reader.window = min(maximum, Self.initialWindow)
-        }
-        reader.nextOffset = end
+        let window = reader.readahead.read(offset: offset, end: end, now: now)
         var wanted = Set<Int>()
-        let aheadEnd = min(file.length, end + Int64(reader.window))
+        let aheadEnd = min(file.length, end + Int64(window))
         if aheadEnd > end, let lengths = mounted.metainfo?.info.lengths,
            let pieces = lengths.pieces(covering: (file.offset + end)..<(file.offset + aheadEnd)) {
             for (order, piece) in (pieces.lowerBound.value...pieces.upperBound.value).enumerated()
