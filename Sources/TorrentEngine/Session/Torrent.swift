@@ -379,7 +379,8 @@ final class Torrent: @unchecked Sendable {
     }
 
     func messageReceived(_ peer: PeerConnection, _ message: PeerMessage) {
-        guard var session = peer.session else { return }
+        // Taken out, so its tables are mutated in place rather than copied (copy-on-write).
+        guard var session = peer.session.take() else { return }
         let now = Engine.now()
         let events = session.received(message, now: now)
         peer.session = session
@@ -388,7 +389,7 @@ final class Torrent: @unchecked Sendable {
 
     /// A PIECE message, its block still in the socket buffer.
     func blockArrived(_ peer: PeerConnection, piece: Int, begin: Int, bytes: UnsafeRawBufferPointer) {
-        guard var session = peer.session else { return }
+        guard var session = peer.session.take() else { return }
         let now = Engine.now()
         let verdict = session.receivedBlock(piece: piece, begin: begin, length: bytes.count, now: now)
         peer.session = session
@@ -470,16 +471,16 @@ final class Torrent: @unchecked Sendable {
 
     /// Tops up a peer's request pipeline to about `pipelineSeconds` of its measured rate.
     func fillRequests(_ peer: PeerConnection, now: Int64) {
-        guard var session = peer.session, var picker, let bits = session.peerHas, session.amInterested,
+        guard let current = peer.session, picker != nil, let bits = current.peerHas, current.amInterested,
               error == nil, !isStopped else { return }
         let rate = peer.downloadMeter.rate(now: now)
         var depth = max(Torrent.minPipeline, Int(rate * Torrent.pipelineSeconds) / Lengths.blockSize)
         // Snubbed (nothing received for a minute while requests were out): one at a time.
-        if !session.outstanding.isEmpty, now - max(peer.lastBlockAt, peer.connectedAt) > Torrent.snubTimeout { depth = 1 }
-        depth = min(depth, session.remoteExtensions?.requestQueueDepth.map { max($0, Torrent.minPipeline) } ?? 250,
+        if !current.outstanding.isEmpty, now - max(peer.lastBlockAt, peer.connectedAt) > Torrent.snubTimeout { depth = 1 }
+        depth = min(depth, current.remoteExtensions?.requestQueueDepth.map { max($0, Torrent.minPipeline) } ?? 250,
                     Torrent.maxPipeline)
-        let outstanding = session.outstanding.count
-        guard outstanding < depth, !session.peerChoking || !session.allowedFast.isEmpty else { return }
+        let outstanding = current.outstanding.count
+        guard outstanding < depth, !current.peerChoking || !current.allowedFast.isEmpty else { return }
         // Top up in batches, so picking cost is spread over many blocks.
         guard outstanding <= depth / 2 || outstanding < min(depth, Torrent.minPipeline) else { return }
         var wanted = depth - outstanding
@@ -487,23 +488,24 @@ final class Torrent: @unchecked Sendable {
         wanted = engine.downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
         guard wanted > 0 else { return }
         let availableBits: Bitfield
-        if session.peerChoking {
+        if current.peerChoking {
             var allowed = Bitfield(count: bits.count)
-            for piece in session.allowedFast where piece < bits.count && bits[piece] { allowed[piece] = true }
+            for piece in current.allowedFast where piece < bits.count && bits[piece] { allowed[piece] = true }
             availableBits = allowed
         } else {
             availableBits = bits
         }
         let fastPeer = rate >= averagePeerRate(now: now)
-        let blocks = picker.pick(count: wanted, peerHas: availableBits, alreadyRequested: Set(session.outstanding.keys),
-                                 fast: fastPeer, now: now)
-        self.picker = picker
+        // Mutated in place (no copy-on-write of the picker's tables).
+        let blocks = picker!.pick(count: wanted, peerHas: availableBits, alreadyRequested: Set(current.outstanding.keys),
+                                  fast: fastPeer, now: now)
+        guard !blocks.isEmpty, var session = peer.session.take() else { return }
         for block in blocks {
             session.sentRequest(block, now: now)
             peer.send(.request(piece: block.piece.value, begin: block.begin, length: block.length))
         }
         peer.session = session
-        if !blocks.isEmpty { peer.flush() }
+        peer.flush()
     }
 
     private func averagePeerRate(now: Int64) -> Double {
@@ -513,15 +515,15 @@ final class Torrent: @unchecked Sendable {
 
     private func blockReceived(_ range: BlockRange, _ data: UnsafeRawBufferPointer, from peer: PeerConnection,
                                now: Int64) {
-        guard var picker, let metainfo else { return }
+        guard picker != nil, let metainfo else { return }
         peer.downloadMeter.add(data.count, now: now)
         peer.lastBlockAt = now
         downloadMeter.add(data.count, now: now)
-        let outcome = picker.blockReceived(range)
-        self.picker = picker
+        let outcome = picker!.blockReceived(range)
         guard outcome != .unexpected else { return }
         let piece = range.piece.value
-        var buffer = assembling[piece]
+        // Taken out of the table while written to: a copy of the piece per block otherwise.
+        var buffer = assembling.removeValue(forKey: piece)
             ?? PieceBuffer(bytes: [UInt8](repeating: 0, count: metainfo.info.lengths.pieceSize(range.piece)),
                            senders: [Sender?](repeating: nil, count: metainfo.info.lengths.blockCount(range.piece)))
         buffer.bytes.withUnsafeMutableBytes { target in
@@ -662,8 +664,7 @@ final class Torrent: @unchecked Sendable {
         }
         let offset = metainfo.info.lengths.pieceOffset(block.piece) + Int64(block.begin)
         engine.onDisk { try storage.read(at: offset, length: block.length) }.whenComplete { [self] result in
-            guard case .success(let bytes) = result, var session = peer.session, session.served(block) else { return }
-            peer.session = session
+            guard case .success(let bytes) = result, peer.session?.served(block) == true else { return }
             peer.send(.piece(piece: block.piece.value, begin: block.begin, block: bytes))
             peer.flush()
             let now = Engine.now()
