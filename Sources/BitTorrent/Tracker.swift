@@ -131,8 +131,9 @@ public enum HTTPTrackerProtocol {
         return out
     }
 
-    /// Parses an announce response body.
-    public static func parseAnnounce(_ body: [UInt8]) throws(TrackerError) -> AnnounceResponse {
+    /// A response body's top dictionary, within the size and depth limits; a `failure
+    /// reason` is thrown as the tracker's refusal.
+    static func responseDictionary(_ body: [UInt8]) throws(TrackerError) -> BDictionary {
         guard body.count <= maxResponseSize else { throw TrackerError(.tooLarge(size: body.count, limit: maxResponseSize)) }
         let value: BValue
         do {
@@ -146,6 +147,12 @@ public enum HTTPTrackerProtocol {
         if let failure = dict["failure reason"] {
             throw TrackerError(.failure(failure.stringValue ?? "(unreadable reason)"))
         }
+        return dict
+    }
+
+    /// Parses an announce response body.
+    public static func parseAnnounce(_ body: [UInt8]) throws(TrackerError) -> AnnounceResponse {
+        let dict = try responseDictionary(body)
         var peers: [PeerAddress] = []
         switch dict["peers"] {
         case .bytes(let compact)?:
@@ -189,19 +196,7 @@ public enum HTTPTrackerProtocol {
     /// Parses a scrape response body: the counts for `infoHash` (`files` → raw hash →
     /// `complete`, `downloaded`, `incomplete`).
     public static func parseScrape(_ body: [UInt8], infoHash: InfoHash) throws(TrackerError) -> UDPTrackerPacket.ScrapeEntry {
-        guard body.count <= maxResponseSize else { throw TrackerError(.tooLarge(size: body.count, limit: maxResponseSize)) }
-        let value: BValue
-        do {
-            value = try Bencode.decode(body, limits: BencodeLimits(maxDepth: 8, maxTokens: 200_000,
-                                                                   maxInputSize: maxResponseSize,
-                                                                   requireCanonicalKeys: false))
-        } catch {
-            throw TrackerError(.malformed("\(error)"))
-        }
-        guard let dict = value.dictionaryValue else { throw TrackerError(.malformed("not a dictionary")) }
-        if let failure = dict["failure reason"] {
-            throw TrackerError(.failure(failure.stringValue ?? "(unreadable reason)"))
-        }
+        let dict = try responseDictionary(body)
         guard let files = dict["files"]?.dictionaryValue else { throw TrackerError(.malformed("no 'files' dictionary")) }
         guard let entry = files[infoHash.bytes]?.dictionaryValue else {
             throw TrackerError(.failure("torrent not known to the tracker"))

@@ -462,11 +462,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             case .folder(let hash), .directory(let hash, _):
                 guard let mounted = torrents[hash] else { return .failure(FSError(ENOENT)) }
                 guard mounted.metainfo != nil else {
-                    waitForMetadata(mounted) { [weak self] known in
-                        guard let self else { return reply(.failure(FSError(EIO))) }
-                        guard known else { return reply(.failure(FSError(self.closedOrTimeout))) }
-                        self.lookup(parent: parent, name: name, reply: reply)
-                    }
+                    waitForMetadata(mounted, failing: reply) { $0.lookup(parent: parent, name: name, reply: reply) }
                     return nil
                 }
                 guard let inode = mounted.children[parent]?[name] else { return .failure(FSError(ENOENT)) }
@@ -482,6 +478,17 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
 
     /// EIO after an unmount, EAGAIN after a metadata timeout.
     private var closedOrTimeout: Int32 { lock.withLock { closed } ? EIO : EAGAIN }
+
+    /// Runs `retry` once the metadata is known, or fails `reply` (EAGAIN after the timeout,
+    /// EIO after an unmount); lock held.
+    private func waitForMetadata<T>(_ mounted: Mounted, failing reply: @escaping @Sendable (Result<T, FSError>) -> Void,
+                                    retry: @escaping @Sendable (TorrentFileSystem) -> Void) {
+        waitForMetadata(mounted) { [weak self] known in
+            guard let self else { return reply(.failure(FSError(EIO))) }
+            guard known else { return reply(.failure(FSError(self.closedOrTimeout))) }
+            retry(self)
+        }
+    }
 
     /// Registers a metadata waiter with a timeout (lock held).
     private func waitForMetadata(_ mounted: Mounted, _ done: @escaping @Sendable (Bool) -> Void) {
@@ -512,11 +519,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             case .folder(let hash), .directory(let hash, _):
                 guard let mounted = torrents[hash] else { return .failure(FSError(ENOENT)) }
                 guard mounted.metainfo != nil else {
-                    waitForMetadata(mounted) { [weak self] known in
-                        guard let self else { return reply(.failure(FSError(EIO))) }
-                        guard known else { return reply(.failure(FSError(self.closedOrTimeout))) }
-                        self.readdir(inode, reply: reply)
-                    }
+                    waitForMetadata(mounted, failing: reply) { $0.readdir(inode, reply: reply) }
                     return nil
                 }
                 var entries = [DirectoryEntry(name: ".", inode: inode, isDirectory: true),
