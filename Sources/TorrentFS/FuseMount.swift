@@ -21,6 +21,8 @@ public final class FuseMount: @unchecked Sendable {
     public private(set) var device: UInt64 = 0
     private let loopDone = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
+    /// When the last read arrived (monotonic nanoseconds), to let a teardown wait for quiet.
+    private let lastRead = Atomic<UInt64>(0)
 
     /// Largest read and write the kernel sends (and its readahead).
     static let maxIO = 1 << 20
@@ -34,6 +36,7 @@ public final class FuseMount: @unchecked Sendable {
 
     /// Creates the session, mounts it and starts the loop; the mount is live when this returns.
     public func mount(allowOther: Bool, debug: Bool) throws {
+        FuseMount.routeLibfuseLogs(to: logger)
         var options = "fsname=torrentfs,subtype=torrentfs,default_permissions,max_read=\(Self.maxIO)"
         if allowOther { options += ",allow_other" }
         var arguments = ["torrentfs", "-o", options]
@@ -103,8 +106,24 @@ public final class FuseMount: @unchecked Sendable {
     public func shutdown() {
         guard !stopping.exchange(true, ordering: .relaxed), let session else { return }
         fileSystem.close()
+        // Keep answering (EIO) until reads stop coming: the kernel retries a page whose read
+        // failed with a read of its own, and a request left unread when the loop stops is
+        // aborted (ECONNABORTED) instead of failing with EIO. A reader that gives up and
+        // closes its file also lets a lazily unmounted connection end by itself.
+        let started = DispatchTime.now().uptimeNanoseconds
+        while !waitForLoop(seconds: 0.02) {
+            let now = DispatchTime.now().uptimeNanoseconds
+            let quiet = now - max(lastRead.load(ordering: .relaxed), started) > 300_000_000
+            if quiet || now - started > 2_000_000_000 { break }
+        }
         fuse_session_exit(session)
-        umount2(mountpoint, Int32(MNT_DETACH))
+        var unmounted = false
+        if geteuid() == 0 {
+            umount2(mountpoint, Int32(MNT_DETACH))  // wakes the loop; the descriptor stays open
+        } else {
+            fuse_session_unmount(session)  // through fusermount3 (lazy); closes the descriptor
+            unmounted = true
+        }
         if !waitForLoop(seconds: 3) {
             // Open files keep a lazily unmounted connection alive: abort it.
             abortConnection()
@@ -112,10 +131,31 @@ public final class FuseMount: @unchecked Sendable {
         }
         let deadline = Date().addingTimeInterval(5)
         while owed.withLock({ $0 }) > 0 && Date() < deadline { usleep(10_000) }
-        fuse_session_unmount(session)
+        if !unmounted { fuse_session_unmount(session) }
         fuse_session_destroy(session)
         self.session = nil
     }
+
+    /// libfuse's own messages go to our log (debug level; errors as warnings). The one it
+    /// prints when the mount point was already detached (by us, or a lazy unmount) is noise.
+    static func routeLibfuseLogs(to logger: Logger) {
+        libfuseLogger.withLock { $0 = logger }
+        fuse_set_log_func { level, format, arguments in
+            guard let format, let arguments else { return }
+            var buffer = [CChar](repeating: 0, count: 1024)
+            _ = vsnprintf(&buffer, buffer.count, format, arguments)
+            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let logger = FuseMount.libfuseLogger.withLock({ $0 }) else { return }
+            if level.rawValue <= FUSE_LOG_ERR.rawValue && !text.contains("failed to unmount") {
+                logger.warning("libfuse", metadata: ["message": "\(text)"])
+            } else {
+                logger.debug("libfuse", metadata: ["message": "\(text)"])
+            }
+        }
+    }
+
+    static let libfuseLogger = Mutex<Logger?>(nil)
 
     private func abortConnection() {
         let fd = Glibc.open("/sys/fs/fuse/connections/\(minor(device))/abort", O_WRONLY | O_CLOEXEC)
@@ -185,6 +225,10 @@ public final class FuseMount: @unchecked Sendable {
             guard let connection else { return }
             connection.pointee.max_read = UInt32(FuseMount.maxIO)
             connection.pointee.max_readahead = UInt32(FuseMount.maxIO)
+            // Synchronous reads: the kernel sends page-cache readahead as background
+            // requests otherwise, and a reader waiting on those cannot be interrupted
+            // (Ctrl-C) and sees ECONNABORTED instead of EIO at an unmount.
+            connection.pointee.want &= ~UInt32(FUSE_CAP_ASYNC_READ)
         }
         ops.lookup = { request, parent, name in
             let mount = FuseMount.instance(request)
@@ -271,6 +315,7 @@ public final class FuseMount: @unchecked Sendable {
         }
         ops.read = { request, _, size, offset, info in
             let mount = FuseMount.instance(request)
+            mount.lastRead.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
             let id = mount.makeRequestID()
             let reply = FuseReadReply(request: Request(raw: request!), mount: mount)
             mount.owe()
