@@ -20,11 +20,12 @@ import time
 import unicodedata
 import zlib
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
 import swarm
+from mounts import Mount, force_unmount
 
 # Tests/interop/conftest.py -> Tests/interop -> Tests -> <repo root>
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -348,3 +349,22 @@ def lt_recheck(lt, ses, torrent_path: Path, save_path: Path,
         return ti, h.status()
     finally:
         ses.remove_torrent(h)
+
+
+@pytest.fixture
+def mounter(procs, torrentfs_bin, tmp_path):
+    """mount(tag, opts=(), data=None) → Mount in tmp_path/tag/{mnt,data}.
+    At teardown every mount point is unmounted (before ``procs`` stops the
+    daemons and readers)."""
+    made: List[Path] = []
+
+    def mount(tag: str = "m", opts: Sequence[str] = (), data: Optional[Path] = None,
+              mnt: Optional[Path] = None) -> Mount:
+        mnt = mnt or tmp_path / tag / "mnt"
+        data = data or tmp_path / tag / "data"
+        made.append(mnt)
+        return Mount(procs, torrentfs_bin, mnt, data, opts, name=f"tfs-mount-{tag}")
+
+    yield mount
+    for mnt in reversed(made):
+        force_unmount(mnt)

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -53,30 +52,8 @@ def test_seed_to_libtorrent_over_ipv6(content, tmp_path, procs, torrentfs_bin): 
     assert_same_tree(content.root, save / content.name, "libtorrent leecher over ::1")
 
 
-def _mount(procs, torrentfs_bin, tmp_path: Path, name: str):
-    mnt = tmp_path / f"mnt-{name}"
-    data = tmp_path / f"data-{name}"
-    mnt.mkdir()
-    proc = procs.start(f"mount-{name}", [torrentfs_bin, "mount", mnt, "-f", "-o", f"data={data},port=0"])
-    deadline = time.monotonic() + 20
-    while not os.path.ismount(mnt):
-        assert proc.poll() is None, f"mount exited\n{proc.tail()}"
-        assert time.monotonic() < deadline, f"not mounted after 20 s\n{proc.tail()}"
-        time.sleep(0.05)
-
-    def unmount():
-        if os.path.ismount(mnt):
-            subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=20)
-        if os.path.ismount(mnt):
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=20)
-        proc.wait(10)
-
-    procs.add_cleanup(unmount)
-    return mnt, proc
-
-
 @pytest.mark.parametrize("scheme", ["http", "udp"])
-def test_mount_status_shows_scrape_counts(scheme, content, tmp_path, procs, torrentfs_bin):  # noqa: F811
+def test_mount_status_shows_scrape_counts(scheme, content, tmp_path, procs, torrentfs_bin, mounter):  # noqa: F811
     port = free_port()
     url = f"http://127.0.0.1:{port}/announce" if scheme == "http" else f"udp://127.0.0.1:{port}"
     torrent = tmp_path / "data.torrent"
@@ -84,7 +61,7 @@ def test_mount_status_shows_scrape_counts(scheme, content, tmp_path, procs, torr
     tracker = start_opentracker(procs, tmp_path, [info["infoHash"]], port=port)
     lt_seeder(procs, content, torrent)
     tracker.wait_registered(info["infoHash"], seeds=1)
-    mnt, _ = _mount(procs, torrentfs_bin, tmp_path, scheme)
+    mnt = mounter(scheme).mnt
     subprocess.run(["cp", str(torrent), str(mnt / ".add")], check=True, timeout=20)
     deadline = time.monotonic() + 30
     entry = {}

@@ -8,39 +8,18 @@ checked byte for byte. Runs in the session's private network namespace."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import time
-from pathlib import Path
 
 from swarm import LtPeer, assert_same_tree, torrentfs_create
 from test_engine_swarm import TRANSFER_TIMEOUT, content, lt_seeder  # noqa: F401 (fixture)
 
 
-def test_mount_seeds_what_it_has_read(content, tmp_path, procs, torrentfs_bin):  # noqa: F811
+def test_mount_seeds_what_it_has_read(content, tmp_path, procs, torrentfs_bin, mounter):  # noqa: F811
     torrent = tmp_path / "data.torrent"
     info = torrentfs_create(torrentfs_bin, content.root, torrent)
     seeder = lt_seeder(procs, content, torrent)
 
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    data = tmp_path / "data"
-    mount = procs.start("mount", [torrentfs_bin, "mount", mnt, "-f", "-o", f"data={data},port=0"])
-
-    def unmount():
-        if os.path.ismount(mnt):
-            subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=20)
-        if os.path.ismount(mnt):
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=20)
-        mount.wait(10)
-
-    procs.add_cleanup(unmount)
-    deadline = time.monotonic() + 20
-    while not os.path.ismount(mnt):
-        assert mount.poll() is None, f"mount exited\n{mount.tail()}"
-        assert time.monotonic() < deadline, f"not mounted after 20 s\n{mount.tail()}"
-        time.sleep(0.05)
-
+    m = mounter("seeding")
+    mnt = m.mnt
     magnet = f"magnet:?xt=urn:btih:{info['infoHash']}&dn={content.name}&x.pe=127.0.0.1:{seeder.port}"
     (mnt / ".add").write_text(magnet + "\n")
     # Read every file through the mount: all pieces become verified.
