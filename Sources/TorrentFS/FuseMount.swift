@@ -166,6 +166,22 @@ public final class FuseMount: @unchecked Sendable {
 
     // MARK: Replies
 
+    /// The errno table: what the filesystem answers with. Anything else is a bug or an
+    /// unexpected system error; it is logged and the kernel gets EIO.
+    static let answered: Set<Int32> = [0, ENOENT, ENOTDIR, EISDIR, EROFS, EACCES, EINVAL, EINTR, EIO, EAGAIN, EBADF,
+                                       ENODATA, ERANGE]
+
+    func errno(_ code: Int32) -> Int32 {
+        if FuseMount.answered.contains(code) { return code }
+        logger.error("unexpected error code, answered EIO", metadata: ["errno": "\(code)"])
+        return EIO
+    }
+
+    /// Refuses a change to the tree (read-only filesystem).
+    func refuse(_ request: fuse_req_t?, parent: fuse_ino_t) {
+        fuse_reply_err(request, errno(fileSystem.refuseChange(parent: parent)))
+    }
+
     func owe() { owed.withLock { $0 += 1 } }
     func paid() { owed.withLock { $0 -= 1 } }
 
@@ -191,29 +207,29 @@ public final class FuseMount: @unchecked Sendable {
         return info
     }
 
-    static func replyEntry(_ request: Request, _ result: Result<NodeAttributes, FSError>) {
+    func replyEntry(_ request: Request, _ result: Result<NodeAttributes, FSError>) {
         switch result {
         case .success(let attributes):
             var entry = fuse_entry_param()
             entry.ino = attributes.inode
             entry.generation = 1
-            entry.attr = stat(attributes)
-            entry.attr_timeout = attributeTimeout
-            entry.entry_timeout = attributeTimeout
+            entry.attr = FuseMount.stat(attributes)
+            entry.attr_timeout = FuseMount.attributeTimeout
+            entry.entry_timeout = FuseMount.attributeTimeout
             fuse_reply_entry(request.raw, &entry)
         case .failure(let error):
-            fuse_reply_err(request.raw, error.code)
+            fuse_reply_err(request.raw, errno(error.code))
         }
     }
 
-    static func replyAttributes(_ request: Request, _ result: Result<NodeAttributes, FSError>) {
+    func replyAttributes(_ request: Request, _ result: Result<NodeAttributes, FSError>) {
         switch result {
         case .success(let attributes):
-            var info = stat(attributes)
+            var info = FuseMount.stat(attributes)
             // `.status` changes all the time; torrent files only grow in st_blocks.
-            fuse_reply_attr(request.raw, &info, attributes.inode == TorrentFileSystem.statusInode ? 0 : attributeTimeout)
+            fuse_reply_attr(request.raw, &info, attributes.inode == TorrentFileSystem.statusInode ? 0 : FuseMount.attributeTimeout)
         case .failure(let error):
-            fuse_reply_err(request.raw, error.code)
+            fuse_reply_err(request.raw, errno(error.code))
         }
     }
 
@@ -235,7 +251,7 @@ public final class FuseMount: @unchecked Sendable {
             let box = Request(raw: request!)
             mount.owe()
             mount.fileSystem.lookup(parent: parent, name: String(cString: name!)) { result in
-                FuseMount.replyEntry(box, result)
+                mount.replyEntry(box, result)
                 mount.paid()
             }
         }
@@ -243,7 +259,7 @@ public final class FuseMount: @unchecked Sendable {
         ops.forget_multi = { request, _, _ in fuse_reply_none(request) }
         ops.getattr = { request, inode, _ in
             let mount = FuseMount.instance(request)
-            FuseMount.replyAttributes(Request(raw: request!), mount.fileSystem.getattr(inode))
+            mount.replyAttributes(Request(raw: request!), mount.fileSystem.getattr(inode))
         }
         ops.setattr = { request, inode, _, toSet, _ in
             let mount = FuseMount.instance(request)
@@ -254,14 +270,14 @@ public final class FuseMount: @unchecked Sendable {
                 fuse_reply_err(request, EROFS)
                 return
             }
-            FuseMount.replyAttributes(Request(raw: request!), mount.fileSystem.setattr(inode, size: 0))
+            mount.replyAttributes(Request(raw: request!), mount.fileSystem.setattr(inode, size: 0))
         }
         ops.opendir = { request, inode, info in
             let mount = FuseMount.instance(request)
             switch mount.fileSystem.getattr(inode) {
             case .success(let attributes) where attributes.isDirectory: fuse_reply_open(request, info)
             case .success: fuse_reply_err(request, ENOTDIR)
-            case .failure(let error): fuse_reply_err(request, error.code)
+            case .failure(let error): fuse_reply_err(request, mount.errno(error.code))
             }
         }
         ops.releasedir = { request, _, _ in fuse_reply_err(request, 0) }
@@ -273,7 +289,7 @@ public final class FuseMount: @unchecked Sendable {
                 defer { mount.paid() }
                 switch result {
                 case .failure(let error):
-                    fuse_reply_err(box.raw, error.code)
+                    fuse_reply_err(box.raw, mount.errno(error.code))
                 case .success(let entries):
                     var buffer = [CChar](repeating: 0, count: size)
                     var used = 0
@@ -309,7 +325,7 @@ public final class FuseMount: @unchecked Sendable {
                     if opened.directIO { cfuse_set_direct_io(&value) }
                     if fuse_reply_open(box.raw, &value) != 0 { mount.fileSystem.release(opened.handle) }
                 case .failure(let error):
-                    fuse_reply_err(box.raw, error.code)
+                    fuse_reply_err(box.raw, mount.errno(error.code))
                 }
             }
         }
@@ -335,7 +351,7 @@ public final class FuseMount: @unchecked Sendable {
             let bytes = UnsafeRawBufferPointer(start: buffer, count: size)
             switch mount.fileSystem.write(handle: cfuse_fh(info), bytes: bytes) {
             case .success(let count): fuse_reply_write(request, count)
-            case .failure(let error): fuse_reply_err(request, error.code)
+            case .failure(let error): fuse_reply_err(request, mount.errno(error.code))
             }
         }
         ops.flush = { request, _, info in
@@ -343,7 +359,7 @@ public final class FuseMount: @unchecked Sendable {
             let box = Request(raw: request!)
             mount.owe()
             mount.fileSystem.flush(handle: cfuse_fh(info)) { code in
-                fuse_reply_err(box.raw, code)
+                fuse_reply_err(box.raw, mount.errno(code))
                 mount.paid()
             }
         }
@@ -356,30 +372,30 @@ public final class FuseMount: @unchecked Sendable {
             let box = Request(raw: request!)
             mount.owe()
             mount.fileSystem.rmdir(parent: parent, name: String(cString: name!)) { code in
-                fuse_reply_err(box.raw, code)
+                fuse_reply_err(box.raw, mount.errno(code))
                 mount.paid()
             }
         }
         ops.mkdir = { request, parent, _, _ in
-            fuse_reply_err(request, FuseMount.instance(request).fileSystem.refuseChange(parent: parent))
+            FuseMount.instance(request).refuse(request, parent: parent)
         }
         ops.mknod = { request, parent, _, _, _ in
-            fuse_reply_err(request, FuseMount.instance(request).fileSystem.refuseChange(parent: parent))
+            FuseMount.instance(request).refuse(request, parent: parent)
         }
         ops.create = { request, parent, _, _, _ in
-            fuse_reply_err(request, FuseMount.instance(request).fileSystem.refuseChange(parent: parent))
+            FuseMount.instance(request).refuse(request, parent: parent)
         }
         ops.unlink = { request, parent, _ in
-            fuse_reply_err(request, FuseMount.instance(request).fileSystem.refuseChange(parent: parent))
+            FuseMount.instance(request).refuse(request, parent: parent)
         }
         ops.rename = { request, parent, _, _, _, _ in
-            fuse_reply_err(request, FuseMount.instance(request).fileSystem.refuseChange(parent: parent))
+            FuseMount.instance(request).refuse(request, parent: parent)
         }
         ops.symlink = { request, _, parent, _ in
-            fuse_reply_err(request, FuseMount.instance(request).fileSystem.refuseChange(parent: parent))
+            FuseMount.instance(request).refuse(request, parent: parent)
         }
         ops.link = { request, _, parent, _ in
-            fuse_reply_err(request, FuseMount.instance(request).fileSystem.refuseChange(parent: parent))
+            FuseMount.instance(request).refuse(request, parent: parent)
         }
         ops.setxattr = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
         ops.removexattr = { request, _, _ in fuse_reply_err(request, EROFS) }
@@ -387,7 +403,7 @@ public final class FuseMount: @unchecked Sendable {
             let mount = FuseMount.instance(request)
             switch mount.fileSystem.listxattr(inode) {
             case .failure(let error):
-                fuse_reply_err(request, error.code)
+                fuse_reply_err(request, mount.errno(error.code))
             case .success(let names):
                 let bytes: [UInt8] = names.flatMap { Array($0.utf8) + [0] }
                 if size == 0 { fuse_reply_xattr(request, bytes.count) }
@@ -403,7 +419,7 @@ public final class FuseMount: @unchecked Sendable {
                 defer { mount.paid() }
                 switch result {
                 case .failure(let error):
-                    fuse_reply_err(box.raw, error.code)
+                    fuse_reply_err(box.raw, mount.errno(error.code))
                 case .success(let bytes):
                     if size == 0 { fuse_reply_xattr(box.raw, bytes.count) }
                     else if size < bytes.count { fuse_reply_err(box.raw, ERANGE) }
@@ -451,7 +467,7 @@ final class FuseReadReply: ReadReply, @unchecked Sendable {
     }
 
     func error(_ code: Int32) {
-        fuse_reply_err(request.raw, code)
+        fuse_reply_err(request.raw, mount.errno(code))
         mount.paid()
     }
 }

@@ -159,7 +159,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         var children: [UInt64: [String: UInt64]] = [:]
         /// Inode of each visible file, by index into `info.files`.
         var fileInodes: [Int: UInt64] = [:]
-        var metadataWaiters: [UInt64: @Sendable (Bool) -> Void] = [:]
+        var metadataWaiters: [UInt64: @Sendable (Int32?) -> Void] = [:]
         /// Piece → holder (a read or a handle) → deadline.
         var holds: [Int: [UInt64: Int64]] = [:]
         /// Deadline last sent to the engine per piece.
@@ -207,11 +207,11 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     /// Answers every waiting request (EIO) and refuses new ones. The engine is shut down
     /// by its owner afterwards.
     public func close() {
-        let (reads, waiters) = lock.withLock { () -> ([PendingRead], [@Sendable (Bool) -> Void]) in
+        let (reads, waiters) = lock.withLock { () -> ([PendingRead], [@Sendable (Int32?) -> Void]) in
             closed = true
             let reads = Array(pending.values)
             pending = [:]
-            var waiters: [@Sendable (Bool) -> Void] = []
+            var waiters: [@Sendable (Int32?) -> Void] = []
             for mounted in torrents.values {
                 waiters += mounted.metadataWaiters.values
                 mounted.metadataWaiters = [:]
@@ -220,7 +220,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         }
         for read in reads where !read.registering { read.reply.error(EIO) }
         for read in reads where read.registering { read.outcome = EIO }
-        for waiter in waiters { waiter(false) }
+        for waiter in waiters { waiter(EIO) }
     }
 
     // MARK: Adding
@@ -336,7 +336,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     // MARK: SessionObserver (engine thread)
 
     public func metadataReceived(_ infoHash: InfoHash, metainfo: Metainfo) {
-        let waiters = lock.withLock { () -> [@Sendable (Bool) -> Void] in
+        let waiters = lock.withLock { () -> [@Sendable (Int32?) -> Void] in
             guard let mounted = torrents[infoHash] else { return [] }
             metadataKnown(mounted, metainfo)
             let waiters = Array(mounted.metadataWaiters.values)
@@ -352,7 +352,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 logger.error("cannot save metadata", metadata: ["error": "\(error)"])
             }
         }
-        for waiter in waiters { waiter(true) }
+        for waiter in waiters { waiter(nil) }
     }
 
     public func torrentChecked(_ infoHash: InfoHash, have: Bitfield) {
@@ -476,30 +476,27 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         if let result { reply(result) }
     }
 
-    /// EIO after an unmount, EAGAIN after a metadata timeout.
-    private var closedOrTimeout: Int32 { lock.withLock { closed } ? EIO : EAGAIN }
-
     /// Runs `retry` once the metadata is known, or fails `reply` (EAGAIN after the timeout,
-    /// EIO after an unmount); lock held.
+    /// EIO after an unmount, ENOENT once the torrent is removed); lock held.
     private func waitForMetadata<T>(_ mounted: Mounted, failing reply: @escaping @Sendable (Result<T, FSError>) -> Void,
                                     retry: @escaping @Sendable (TorrentFileSystem) -> Void) {
-        waitForMetadata(mounted) { [weak self] known in
+        waitForMetadata(mounted) { [weak self] failure in
             guard let self else { return reply(.failure(FSError(EIO))) }
-            guard known else { return reply(.failure(FSError(self.closedOrTimeout))) }
+            if let failure { return reply(.failure(FSError(failure))) }
             retry(self)
         }
     }
 
     /// Registers a metadata waiter with a timeout (lock held).
-    private func waitForMetadata(_ mounted: Mounted, _ done: @escaping @Sendable (Bool) -> Void) {
-        if closed { return done(false) }
+    private func waitForMetadata(_ mounted: Mounted, _ done: @escaping @Sendable (Int32?) -> Void) {
+        if closed { return done(EIO) }
         let id = makeID()
         mounted.metadataWaiters[id] = done
         let hash = mounted.hash
         io.asyncAfter(deadline: .now() + options.metadataTimeout) { [weak self] in
             guard let self else { return }
             let waiter = self.lock.withLock { self.torrents[hash]?.metadataWaiters.removeValue(forKey: id) }
-            waiter?(false)
+            waiter?(EAGAIN)
         }
     }
 
@@ -635,7 +632,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 pending[request] = read
                 for (order, piece) in missing.enumerated() {
                     mounted.waiting[piece, default: []].insert(request)
-                    hold(mounted, piece: piece, holder: request, deadline: now + Int64(order) * 1_000_000, changes: &changes)
+                    hold(mounted, piece: piece, holder: Self.holder(read: request),
+                         deadline: now + Int64(order) * 1_000_000, changes: &changes)
                 }
                 send(mounted, changes)
                 return .wait
@@ -718,7 +716,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         for piece in read.missing {
             mounted.waiting[piece]?.remove(read.id)
             if mounted.waiting[piece]?.isEmpty == true { mounted.waiting[piece] = nil }
-            release(mounted, piece: piece, holder: read.id, changes: &changes)
+            release(mounted, piece: piece, holder: Self.holder(read: read.id), changes: &changes)
         }
         send(mounted, changes)
     }
@@ -745,6 +743,10 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     }
 
     // MARK: Deadlines (lock held)
+
+    /// Deadlines are held by open handles (their readahead) and by waiting reads, whose ids
+    /// come from the caller: the top bit keeps the two apart.
+    static func holder(read request: UInt64) -> UInt64 { request | (1 << 63) }
 
     private func hold(_ mounted: Mounted, piece: Int, holder: UInt64, deadline: Int64,
                       changes: inout [(piece: Int, deadline: Int64?)]) {
@@ -884,7 +886,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
 
     /// `rmdir` of a torrent folder in the mount root removes the torrent.
     public func rmdir(parent: UInt64, name: String, reply: @escaping @Sendable (Int32) -> Void) {
-        let removed = lock.withLock { () -> (Mounted, [PendingRead], [@Sendable (Bool) -> Void])? in
+        let removed = lock.withLock { () -> (Mounted, [PendingRead], [@Sendable (Int32?) -> Void])? in
             guard case .root = nodes[parent] else { return nil }
             guard let mounted = torrents.values.first(where: { $0.folderName == name }) else { return nil }
             torrents[mounted.hash] = nil
@@ -908,7 +910,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             return reply(code)
         }
         for read in reads { read.reply.error(EIO) }
-        for waiter in waiters { waiter(false) }
+        for waiter in waiters { waiter(ENOENT) }  // the folder is gone
         library.remove(mounted.hash)
         mounted.storage?.close()
         let deleteData = options.removeData
@@ -1013,6 +1015,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         var uploaded: Int64
         var downloadRate: Double
         var uploadRate: Double
+        /// Seconds until every wanted piece is here, at the current rate.
+        var eta: Double?
         var peers: [TorrentStats.Peer]
         var knownPeers: Int
         var hashFailures: Int
@@ -1035,7 +1039,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                                      progress: total.map { $0 > 0 ? Double(verified) / Double($0) : 1 } ?? 0,
                                      totalSize: total, verifiedBytes: verified, downloaded: stat?.downloaded ?? 0,
                                      uploaded: stat?.uploaded ?? 0, downloadRate: stat?.downloadRate ?? 0,
-                                     uploadRate: stat?.uploadRate ?? 0, peers: stat?.peers ?? [],
+                                     uploadRate: stat?.uploadRate ?? 0, eta: stat?.eta, peers: stat?.peers ?? [],
                                      knownPeers: stat?.knownPeers ?? 0, hashFailures: stat?.hashFailures ?? 0,
                                      bannedPeers: stat?.bannedPeers ?? 0, trackers: stat?.trackers ?? [],
                                      error: stat?.error)

@@ -109,12 +109,14 @@ struct StatusCommand: AsyncParsableCommand {
             let down = ByteCount.format(Int64(torrent["downloadRate"] as? Double ?? 0))
             let up = ByteCount.format(Int64(torrent["uploadRate"] as? Double ?? 0))
             let peers = (torrent["peers"] as? [Any])?.count ?? 0
+            let eta = (torrent["eta"] as? Double).map { ProgressReporter.duration($0) } ?? "-"
+            
             let size = (torrent["totalSize"] as? Int64).map { ByteCount.format($0) } ?? "?"
             let width = 20
             let filled = Int(progress / 100 * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-            lines.append(String(format: "%@  [%@] %5.1f%%  %@  ↓%@/s ↑%@/s  %d peers  %@",
-                                folder, bar, progress, size, down, up, peers, state))
+            lines.append(String(format: "%@  [%@] %5.1f%%  %@  ↓%@/s ↑%@/s  %d peers  ETA %@  %@",
+                                folder, bar, progress, size, down, up, peers, eta, state))
             if let error = torrent["error"] as? String { lines.append("    error: \(error)") }
         }
         if let errors = document["addErrors"] as? [[String: Any]], let last = errors.last {

@@ -58,7 +58,9 @@ struct MountCommand: AsyncParsableCommand {
             throw CLIError("mount point \(mountpoint) is not a folder")
         }
         if foreground {
-            try await serve(mountpoint: mountpoint, settings: settings)
+            let notify = ProcessInfo.processInfo.environment[Self.notifyVariable].flatMap(Int32.init)
+            unsetenv(Self.notifyVariable)
+            try await serve(mountpoint: mountpoint, settings: settings, notify: notify)
         } else {
             try daemonize(mountpoint: mountpoint, settings: settings)
         }
@@ -133,9 +135,8 @@ struct MountCommand: AsyncParsableCommand {
 
     // MARK: Foreground: the daemon itself
 
-    private func serve(mountpoint: String, settings: MountOptions) async throws {
-        let notify = ProcessInfo.processInfo.environment[Self.notifyVariable].flatMap(Int32.init)
-        unsetenv(Self.notifyVariable)
+    /// Mounts and serves until unmounted. `notify`: where the parent waits for "ready".
+    private func serve(mountpoint: String, settings: MountOptions, notify: Int32?) async throws {
         func report(_ line: String) {
             guard let notify else { return }
             _ = (line + "\n").withCString { write(notify, $0, strlen($0)) }
@@ -159,7 +160,7 @@ struct MountCommand: AsyncParsableCommand {
                 await session.shutdown()
                 var fallback = settings
                 fallback.listenPort = 0
-                return try await serve(mountpoint: mountpoint, settings: fallback)
+                return try await serve(mountpoint: mountpoint, settings: fallback, notify: notify)
             }
             mount = FuseMount(fileSystem: fileSystem, mountpoint: mountpoint, logger: logger)
             try mount.mount(allowOther: settings.allowOther, debug: settings.debug)

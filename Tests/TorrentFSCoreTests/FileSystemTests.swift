@@ -287,4 +287,27 @@ struct FileSystemTests {
         harness.fs.release(opened.handle)
         await harness.tearDown()
     }
+
+    @Test func listingsWaitingForMetadataFailWhenTheTorrentGoesOrTimeOut() async throws {
+        let harness = try Harness(name: "w", files: [([], 10)], pieceLength: 16 << 10, seed: 13)
+        harness.options.metadataTimeout = 0.3
+        try await harness.mount()
+        do {
+            #expect(await harness.add("magnet:?xt=urn:btih:\(harness.metainfo.infoHash.hex)&dn=Gone\n") == 0)
+            let folder = try await harness.lookup(TorrentFileSystem.rootInode, "Gone").get()
+            // No peer: the listing times out with EAGAIN.
+            #expect(await harness.list(folder.inode) == .failure(FSError(EAGAIN)))
+            // Removed while a listing waits: ENOENT at once.
+            let waiting = Task { await harness.list(folder.inode) }
+            try await Task.sleep(for: .milliseconds(50))
+            let code = await withCheckedContinuation { continuation in
+                harness.fs.rmdir(parent: TorrentFileSystem.rootInode, name: "Gone") { continuation.resume(returning: $0) }
+            }
+            #expect(code == 0)
+            #expect(await waiting.value == .failure(FSError(ENOENT)))
+        } catch {
+            Issue.record(error)
+        }
+        await harness.tearDown()
+    }
 }
