@@ -24,6 +24,9 @@ public struct MountOptions: Sendable, Equatable {
     public var removeData = false
     public var allowOther = false
     public var debug = false
+    /// Stop uploading a torrent once it uploaded this many times its verified bytes
+    /// (nil = seed without end; 0 = never upload).
+    public var seedRatio: Double?
     /// Daemon log file (nil = `DATA/torrentfs.log`).
     public var logFile: String?
 
@@ -89,6 +92,11 @@ public struct MountOptions: Sendable, Equatable {
             let seconds = try MountOptions.seconds(key, try required())
             readTimeout = seconds > 0 ? seconds : nil
         case "metadata_timeout": metadataTimeout = try MountOptions.seconds(key, try required())
+        case "seed_ratio":
+            guard let ratio = Double(try required()), ratio >= 0, ratio.isFinite else {
+                throw MountOptionError("seed_ratio=\(value ?? ""): not a ratio (e.g. 2 or 0.5; 0 = never upload)")
+            }
+            seedRatio = ratio
         case "fetch_all": try flag(); fetchAll = true
         case "remove_data": try flag(); removeData = true
         case "allow_other": try flag(); allowOther = true

@@ -249,6 +249,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         var torrentOptions = TorrentOptions()
         torrentOptions.dataDirectory = dataDirectory(for: hash)
         if !options.fetchAll { torrentOptions.selectedFiles = [] }
+        torrentOptions.seedRatio = options.seedRatio
         if persist {
             switch source {
             case .magnet(let magnet):

@@ -7,7 +7,7 @@ import Testing
         var options = MountOptions(dataDirectory: "/default")
         try options.apply(["data=/srv/t,port=6999,download_limit=2M,upload_limit=512K", "max_connections=80",
                            "max_peers=9,readahead=8M,read_timeout=5,metadata_timeout=2.5,fetch_all,remove_data",
-                           "allow_other,debug,log=/var/log/t.log"])
+                           "allow_other,debug,log=/var/log/t.log,seed_ratio=1.5"])
         #expect(options.dataDirectory == "/srv/t")
         #expect(options.listenPort == 6999)
         #expect(options.downloadLimit == 2 << 20)
@@ -19,6 +19,7 @@ import Testing
         #expect(options.metadataTimeout == 2.5)
         #expect(options.fetchAll && options.removeData && options.allowOther && options.debug)
         #expect(options.resolvedLogFile == "/var/log/t.log")
+        #expect(options.seedRatio == 1.5)
     }
 
     @Test func defaultsAndAliases() throws {
@@ -31,7 +32,8 @@ import Testing
     }
 
     @Test(arguments: ["bogus", "port=70000", "port=", "data=relative", "fetch_all=1", "readahead=lots",
-                      "download_limit=-1", "max_peers=0", "read_timeout=-3", "log=rel.log", "rw=1"])
+                      "download_limit=-1", "max_peers=0", "read_timeout=-3", "log=rel.log", "rw=1",
+                      "seed_ratio=-1", "seed_ratio=lots"])
     func badOptionsAreRefused(_ text: String) {
         var options = MountOptions(dataDirectory: "/d")
         #expect(throws: MountOptionError.self) { try options.apply([text]) }

@@ -8,6 +8,7 @@ checked byte for byte. Runs in the session's private network namespace."""
 from __future__ import annotations
 
 import json
+import time
 
 from swarm import LtPeer, assert_same_tree, torrentfs_create
 from test_engine_swarm import TRANSFER_TIMEOUT, content, lt_seeder  # noqa: F401 (fixture)
@@ -42,3 +43,25 @@ def test_mount_seeds_what_it_has_read(content, tmp_path, procs, torrentfs_bin, m
     assert_same_tree(content.root, save / content.name, "libtorrent leecher served by the mount")
     uploaded = json.loads((mnt / ".status").read_text())["torrents"][0]["uploaded"]
     assert uploaded >= content.size, (uploaded, content.size)
+
+
+def test_seed_ratio_zero_uploads_nothing(content, tmp_path, procs, torrentfs_bin, mounter):  # noqa: F811
+    """`-o seed_ratio=0`: the mount downloads but never uploads; a leecher that can
+    reach only the mount gets nothing."""
+    torrent = tmp_path / "data.torrent"
+    info = torrentfs_create(torrentfs_bin, content.root, torrent)
+    seeder = lt_seeder(procs, content, torrent)
+    m = mounter("noseed", opts=["seed_ratio=0"])
+    (m.mnt / ".add").write_text(
+        f"magnet:?xt=urn:btih:{info['infoHash']}&dn={content.name}&x.pe=127.0.0.1:{seeder.port}\n")
+    for path in sorted(content.root.rglob("*")):
+        if path.is_file():
+            assert (m.mnt / content.name / path.relative_to(content.root)).read_bytes() == path.read_bytes()
+    seeder.proc.stop()
+    port = json.loads((m.mnt / ".status").read_text())["listenPort"]
+    leecher = LtPeer(procs, "lt-leech", tmp_path / "lt-out", torrent=torrent, connect=[f"127.0.0.1:{port}"])
+    leecher.wait_event(lambda e: e.get("event") == "status" and e["peers"], TRANSFER_TIMEOUT,
+                       "a connection to the mount")
+    time.sleep(3)
+    assert leecher.last_status()["total_payload_download"] == 0, leecher.last_status()
+    assert json.loads((m.mnt / ".status").read_text())["torrents"][0]["uploaded"] == 0

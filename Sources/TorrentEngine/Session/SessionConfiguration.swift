@@ -63,6 +63,9 @@ public struct TorrentOptions: Sendable {
     /// Files to download (indices into the visible file list, BEP 53 `so` ranges); nil = all.
     /// Pieces of other files are not fetched unless they share a piece with a wanted file.
     public var selectedFiles: [ClosedRange<Int>]?
+    /// Stop uploading once this many times the verified bytes were uploaded (nil = never;
+    /// 0 = do not upload at all).
+    public var seedRatio: Double?
 
     public init() {}
 }

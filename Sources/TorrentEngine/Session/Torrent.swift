@@ -430,7 +430,7 @@ final class Torrent: @unchecked Sendable {
                 break
             case .interestChanged(let interested):
                 // A free upload slot is given at once instead of at the next choking round.
-                if interested, picker != nil, var session = peer.session, session.amChoking,
+                if interested, picker != nil, !ratioReached, var session = peer.session, session.amChoking,
                    peers.values.filter({ $0.session?.amChoking == false }).count < choker.slots {
                     for message in session.setChoking(false) { peer.send(message) }
                     peer.session = session
@@ -644,8 +644,15 @@ final class Torrent: @unchecked Sendable {
 
     // MARK: Uploading
 
+    /// Uploaded at least `seedRatio` times the verified data: seeding stops (nobody is
+    /// unchoked, allowed-fast requests are refused).
+    var ratioReached: Bool {
+        guard let ratio = options.seedRatio else { return false }
+        return Double(uploadMeter.total) >= ratio * Double(max(verifiedBytes, 1))
+    }
+
     private func upload(_ block: BlockRange, to peer: PeerConnection) {
-        guard let picker, picker.have[block.piece.value], let storage, let metainfo else {
+        guard let picker, picker.have[block.piece.value], let storage, let metainfo, !ratioReached else {
             if var session = peer.session, session.fast {
                 _ = session.served(block)
                 peer.session = session
@@ -813,7 +820,7 @@ final class Torrent: @unchecked Sendable {
             let rate = seeding ? peer.uploadMeter.rate(now: now) : peer.downloadMeter.rate(now: now)
             return Choker.Candidate(key: peer.id, interested: session.peerInterested, rate: rate)
         }
-        let unchoke = picker == nil ? [] : choker.choose(candidates)
+        let unchoke = picker == nil || ratioReached ? [] : choker.choose(candidates)
         for peer in peers.values {
             guard var session = peer.session else { continue }
             for message in session.setChoking(!unchoke.contains(peer.id)) { peer.send(message) }
