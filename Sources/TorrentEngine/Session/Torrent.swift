@@ -68,6 +68,12 @@ final class Torrent: @unchecked Sendable {
     var pendingDeadlines: [Int: Int64] = [:]
     /// Every wanted piece was verified at the last state update.
     var wasDone = false
+    /// Verified pieces not written yet because storage failed, and why.
+    var unwritten: [Int: [UInt8]] = [:]
+    var storageError: String?
+    var lastWriteRetry: Int64 = 0
+    var retryingWrites = false
+    static let writeRetryInterval: Int64 = 5_000_000_000
     var verifiedBytes: Int64 = 0
     /// Bytes of the pieces we want (all, unless files were deselected).
     var wantedBytes: Int64?
@@ -249,6 +255,10 @@ final class Torrent: @unchecked Sendable {
 
     private func updateState() {
         guard let picker, error == nil else { return }
+        if storageError != nil {
+            state = .paused
+            return
+        }
         let done = picker.isDone
         let complete = picker.have.isComplete
         // "idle": every wanted piece is here but not all of them (files not selected, or a
@@ -472,7 +482,7 @@ final class Torrent: @unchecked Sendable {
     /// Tops up a peer's request pipeline to about `pipelineSeconds` of its measured rate.
     func fillRequests(_ peer: PeerConnection, now: Int64) {
         guard let current = peer.session, picker != nil, let bits = current.peerHas, current.amInterested,
-              error == nil, !isStopped else { return }
+              error == nil, storageError == nil, !isStopped else { return }
         let rate = peer.downloadMeter.rate(now: now)
         var depth = max(Torrent.minPipeline, Int(rate * Torrent.pipelineSeconds) / Lengths.blockSize)
         // Snubbed (nothing received for a minute while requests were out): one at a time.
@@ -561,9 +571,54 @@ final class Torrent: @unchecked Sendable {
                 if let failed = failedPieces.removeValue(forKey: piece.value) { smartBan(failed, good: bytes) }
             case .success(false): pieceFailed(piece, buffer)
             case .failure(let error):
-                picker?.pieceFailed(piece)
-                fail("cannot store \(piece): \(error)")
+                storageFailed(piece, bytes, error: "\(error)")
             }
+        }
+    }
+
+    // MARK: Storage failures
+
+    /// A verified piece could not be written (disk full, I/O error): it is kept in memory
+    /// and the torrent pauses (no new requests) until a retry writes it.
+    private func storageFailed(_ piece: PieceIndex, _ bytes: [UInt8], error: String) {
+        unwritten[piece.value] = bytes
+        if storageError == nil {
+            storageError = "cannot store data, paused until it can: \(error)"
+            lastWriteRetry = Engine.now()
+            logger.error("storage failed; torrent paused", metadata: ["error": "\(error)"])
+        }
+        state = .paused
+    }
+
+    /// Every few seconds while paused: write the kept pieces again; once all are written,
+    /// downloading resumes.
+    private func retryWrites(now: Int64) {
+        guard storageError != nil, !retryingWrites, now - lastWriteRetry >= Torrent.writeRetryInterval,
+              let storage, let lengths = metainfo?.info.lengths else { return }
+        lastWriteRetry = now
+        retryingWrites = true
+        let pending = unwritten
+        engine.onDisk { () -> [Int] in
+            var written: [Int] = []
+            for (piece, bytes) in pending.sorted(by: { $0.key < $1.key }) {
+                guard (try? storage.write(bytes, at: lengths.pieceOffset(lengths.piece(piece)!))) != nil else { break }
+                written.append(piece)
+            }
+            return written
+        }.whenComplete { [self] result in
+            retryingWrites = false
+            guard case .success(let written) = result, !isStopped else { return }
+            if unwritten.count == written.count {
+                storageError = nil
+                logger.info("storage works again; torrent resumed")
+            }
+            for piece in written {
+                guard let bytes = unwritten.removeValue(forKey: piece) else { continue }
+                pieceVerified(lengths.piece(piece)!, size: bytes.count)
+            }
+            updateState()
+            let now = Engine.now()
+            for peer in peers.values where peer.session != nil { fillRequests(peer, now: now) }
         }
     }
 
@@ -809,6 +864,7 @@ final class Torrent: @unchecked Sendable {
         }
         if !isPrivate { sendPEX(now: now) }
         announcer?.tick(now: now)
+        retryWrites(now: now)
         connectMore(now: now)
         if resumeDirty && now - lastResumeSave >= Torrent.resumeInterval { saveResume() }
     }
@@ -942,7 +998,7 @@ final class Torrent: @unchecked Sendable {
                             downloadRate: rate, uploadRate: uploadMeter.rate(now: now),
                             eta: rate > 0 && remaining > 0 ? remaining / rate : (remaining <= 0 && total != nil ? 0 : nil),
                             peers: peerStats, knownPeers: known.count, hashFailures: hashFailures,
-                            bannedPeers: banned.count, trackers: trackerStatus, error: error)
+                            bannedPeers: banned.count, trackers: trackerStatus, error: error ?? storageError)
     }
 }
 
