@@ -12,7 +12,7 @@ RELEASE_BIN := .build/release/torrentfs
 # System packages: FUSE (build and mount), and the independent peers and tools that tests
 # and benchmarks compare against.
 APT_PACKAGES := libfuse3-dev fuse3 pkg-config python3 python3-pytest python3-libtorrent \
-	opentracker aria2 transmission-cli mktorrent openssl bc
+	opentracker aria2 transmission-cli mktorrent openssl bc btfs
 
 .PHONY: all deps build release test test-unit test-interop fuzz bench install uninstall run clean
 
@@ -50,6 +50,7 @@ fuzz:
 bench: deps release
 	bench/create.sh $(RELEASE_BIN)
 	$(PYTHON) bench/download_bench.py $(RELEASE_BIN)
+	$(PYTHON) bench/mount_bench.py $(RELEASE_BIN)
 
 # mount(8) looks for helpers in /sbin: `mount -t torrentfs torrentfs /mnt/t` and fstab lines
 # run /sbin/mount.torrentfs, a link to the binary (it picks the mount command by its name).
