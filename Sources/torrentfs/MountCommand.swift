@@ -58,7 +58,10 @@ struct MountCommand: AsyncParsableCommand {
             throw CLIError("mount point \(mountpoint) is not a folder")
         }
         if foreground {
-            let notify = ProcessInfo.processInfo.environment[Self.notifyVariable].flatMap(Int32.init)
+            // Only a pipe is taken for the parent's "ready" channel (never some other fd).
+            var notify = ProcessInfo.processInfo.environment[Self.notifyVariable].flatMap(Int32.init)
+            var info = stat()
+            if let fd = notify, fstat(fd, &info) != 0 || (info.st_mode & S_IFMT) != S_IFIFO { notify = nil }
             unsetenv(Self.notifyVariable)
             try await serve(mountpoint: mountpoint, settings: settings, notify: notify)
         } else {
@@ -81,6 +84,14 @@ struct MountCommand: AsyncParsableCommand {
         }
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw CLIError("pipe: \(String(cString: strerror(errno)))") }
+        // Both ends well above 3 and close-on-exec: the daemon gets the write end as fd 3 and
+        // nothing else (a pipe end that was itself fd 3 would be closed after the dup2).
+        for index in 0..<2 {
+            let high = fcntl(fds[index], F_DUPFD_CLOEXEC, 10)
+            close(fds[index])
+            guard high >= 0 else { throw CLIError("fcntl: \(String(cString: strerror(errno)))") }
+            fds[index] = high
+        }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var arguments = [executable, "mount", mountpoint, "-f"]
         for list in options { arguments += ["-o", list] }
@@ -93,7 +104,6 @@ struct MountCommand: AsyncParsableCommand {
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
