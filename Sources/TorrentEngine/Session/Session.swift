@@ -38,6 +38,7 @@ public final class Session: Sendable {
                 case .magnet(let magnet):
                     for peer in magnet.peers { existing.addCandidate(peer) }
                     existing.addTrackers(magnet.trackers.map { [$0] })
+                    existing.connectMore(now: Engine.now())
                 case .metainfo(let metainfo):
                     if existing.metainfo == nil {
                         existing.metadataProvided(metainfo)
@@ -50,6 +51,8 @@ public final class Session: Sendable {
             let torrent = Torrent(engine: engine, source: source, options: options)
             engine.torrents[hash] = torrent
             torrent.start()
+            // Known peers are dialled now rather than at the next tick (time to metadata).
+            torrent.connectMore(now: Engine.now())
             return hash
         }.get()
     }
@@ -59,6 +62,7 @@ public final class Session: Sendable {
         let engine = engine
         try? await engine.loop.submit {
             for peer in peers { engine.torrents[infoHash]?.addCandidate(peer) }
+            engine.torrents[infoHash]?.connectMore(now: Engine.now())
         }.get()
     }
 

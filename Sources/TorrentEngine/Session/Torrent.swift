@@ -298,7 +298,7 @@ final class Torrent: @unchecked Sendable {
         failedAttempts[address] = (attempts, Engine.now() + delay)
     }
 
-    private func connectMore(now: Int64) {
+    func connectMore(now: Int64) {
         guard !isStopped, error == nil else { return }
         if state == .seeding { return }  // seeds wait for leechers to call
         let limit = engine.configuration.maxConnectionsPerTorrent
