@@ -20,7 +20,9 @@ final class Engine: @unchecked Sendable {
     var downloadBucket: TokenBucket
     var uploadBucket: TokenBucket
     var timer: RepeatedTask?
-    /// Completion waits cancelled before they were registered.
+    /// Completion waits given an id but not registered yet, and those of them cancelled
+    /// meanwhile (refused when they register). Both sets lose an id at registration.
+    var startingWaits = Set<Int>()
     var cancelledWaits = Set<Int>()
     var stopped = false
     /// Told about verified pieces, checks and metadata (the filesystem).

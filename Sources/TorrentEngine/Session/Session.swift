@@ -70,26 +70,32 @@ public final class Session: Sendable {
     /// waiting task is cancelled.
     public func waitForCompletion(_ infoHash: InfoHash) async throws {
         let engine = engine
-        let id = try await engine.loop.submit { engine.makeID() }.get()
+        let id = try await engine.loop.submit { () -> Int in
+            let id = engine.makeID()
+            engine.startingWaits.insert(id)
+            return id
+        }.get()
         try await withTaskCancellationHandler {
             try await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
+                engine.startingWaits.remove(id)
+                if engine.cancelledWaits.remove(id) != nil { return engine.loop.makeFailedFuture(CancellationError()) }
                 guard let torrent = engine.torrents[infoHash] else {
                     return engine.loop.makeFailedFuture(TorrentFailure(message: "no such torrent"))
                 }
                 if let error = torrent.error { return engine.loop.makeFailedFuture(TorrentFailure(message: error)) }
                 if torrent.picker?.isDone == true { return engine.loop.makeSucceededVoidFuture() }
-                if engine.cancelledWaits.remove(id) != nil { return engine.loop.makeFailedFuture(CancellationError()) }
                 let promise = engine.loop.makePromise(of: Void.self)
                 torrent.completionWaiters[id] = promise
                 return promise.futureResult
             }.get()
         } onCancel: {
-            // The promise is completed on the loop, and only once: whoever removes it.
+            // The promise is completed on the loop, and only once: whoever removes it. A wait
+            // not registered yet is refused when it is; one already over needs nothing.
             engine.loop.execute {
                 if let promise = engine.torrents[infoHash]?.completionWaiters.removeValue(forKey: id) {
                     promise.fail(CancellationError())
-                } else {
-                    engine.cancelledWaits.insert(id)  // not registered yet: refuse it when it is
+                } else if engine.startingWaits.contains(id) {
+                    engine.cancelledWaits.insert(id)
                 }
             }
         }
