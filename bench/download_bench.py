@@ -3,9 +3,10 @@
 torrentfs vs a python3-libtorrent leecher vs aria2c, median of N runs, with peak RSS.
 Runs itself inside a fresh network namespace (loopback only) so nothing leaves the machine.
 Prints ratios; asserts nothing."""
-import ctypes, hashlib, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import hashlib, os, shutil, statistics, subprocess, sys, tempfile, time
 
-CLONE_NEWNET = 0x40000000
+from benchcommon import free_port, isolate
+
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", ".build/release/torrentfs"))
@@ -34,19 +35,6 @@ for p in peers:
     host, port = p.rsplit(':', 1); h.connect_peer((host, int(port)))
 while not h.status().is_seeding: time.sleep(0.02)
 '''
-
-
-def isolate():
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        sys.exit("bench: unshare(CLONE_NEWNET) failed (run as root): errno %d" % ctypes.get_errno())
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_content(root, name, files, piece):

@@ -23,10 +23,11 @@ namespace (loopback only) so nothing leaves the machine. Prints the ratios; asse
 If the torrentfs part fails, that is reported and the btfs and memfs figures still print.
 
 usage: bench/mount_bench.py [TORRENTFS_BINARY]   (default .build/release/torrentfs; root)"""
-import ctypes, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import os, random, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 import urllib.parse
 
-CLONE_NEWNET = 0x40000000
+from benchcommon import free_port, isolate
+
 RUNS = max(1, int(os.environ.get("BENCH_RUNS", "3")))
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", ".build/release/torrentfs"))
@@ -58,19 +59,6 @@ while not h.status().is_seeding:
 print("ready", flush=True)
 while True: time.sleep(3600)
 '''
-
-
-def isolate():
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        sys.exit("bench: unshare(CLONE_NEWNET) failed (run as root): errno %d" % ctypes.get_errno())
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_random(path, size):

@@ -147,6 +147,18 @@ class Proc:
             time.sleep(0.05)
 
 
+def json_lines(text: str) -> List[dict]:
+    """The JSON objects of a process's output, one a line (a line still being written, or
+    anything else that is not JSON, is skipped)."""
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
 class ProcGroup:
     """Every process a test started; ``stop_all`` stops them in reverse order
     of starting. Used through the ``procs`` fixture."""
@@ -404,13 +416,7 @@ class LtPeer:
         self.port: Optional[int] = None
 
     def events(self) -> List[dict]:
-        out = []
-        for line in self.proc.stdout().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass  # a line being written
-        return out
+        return json_lines(self.proc.stdout())
 
     def statuses(self) -> List[dict]:
         return [e for e in self.events() if e.get("event") == "status"]

@@ -46,7 +46,7 @@ import pytest
 from hostile import HostilePeer, TorrentFile
 from mounts import (EXIT_TIMEOUT, FS_TIMEOUT, METADATA_TIMEOUT, MOUNT_TIMEOUT, bounded, force_unmount,
                     in_mount_table, is_mount_point, wait_until)
-from swarm import LT_PYTHON, LtPeer, ProcGroup, make_tree
+from swarm import LT_PYTHON, LtPeer, ProcGroup, json_lines, make_tree
 
 # ---------------------------------------------------------------------------
 # Bounds (seconds). Loopback transfers of a few MB take well under a second or
@@ -293,13 +293,7 @@ class Reader:
         self.proc = procs.start(name, [LT_PYTHON, "-c", READER_SCRIPT, path, offset, length])
 
     def events(self) -> List[dict]:
-        out = []
-        for line in self.proc.stdout().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
-        return out
+        return json_lines(self.proc.stdout())
 
     def result(self) -> Optional[dict]:
         done = [e for e in self.events() if e.get("event") == "done"]
