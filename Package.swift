@@ -55,6 +55,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // examples/: the engine as a library (run by Tests/interop/test_examples.py).
+        .executableTarget(name: "example-download", dependencies: ["BitTorrent", "TorrentEngine"],
+                          path: "examples/download"),
         // Helpers shared by the test targets (seeded random data).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "TestSupport"]),
