@@ -310,4 +310,24 @@ struct FileSystemTests {
         }
         await harness.tearDown()
     }
+
+    @Test func sameNamesAreDisambiguatedAndControlNamesAvoided() async throws {
+        let first = try Harness(name: "same", files: [([], 1000)], pieceLength: 16 << 10, seed: 21)
+        let second = try Harness(name: "same", files: [([], 2000)], pieceLength: 16 << 10, seed: 22)
+        let control = try Harness(name: ".status", files: [([], 3000)], pieceLength: 16 << 10, seed: 23)
+        try await first.mount()
+        do {
+            #expect(await first.add(first.torrentBytes) == 0)
+            #expect(await first.add(second.torrentBytes) == 0)
+            #expect(await first.add(control.torrentBytes) == 0)
+            #expect(try await first.list(TorrentFileSystem.rootInode).get() == [".add", ".status", "_.status", "same", "same (2)"])
+            #expect(try await first.resolve(["same (2)", "same"]).get().size == 2000)
+            #expect(try await first.resolve(["_.status", ".status"]).get().size == 3000)
+        } catch {
+            Issue.record(error)
+        }
+        await first.tearDown()
+        await second.tearDown()
+        await control.tearDown()
+    }
 }
