@@ -819,7 +819,6 @@ final class Torrent: @unchecked Sendable {
         metadataWaiters = []
         waiters.forEach { $0.succeed(metainfo) }
         engine.observer?.metadataReceived(infoHash, metainfo: metainfo)
-        let now = Engine.now()
         for peer in peers.values {
             guard var session = peer.session else { continue }
             let events = session.metadataKnown(metainfo.info.lengths)
@@ -828,7 +827,6 @@ final class Torrent: @unchecked Sendable {
             for event in events { if case .disconnect(let reason) = event { peer.close(reason) } }
         }
         start()
-        _ = now
     }
 
     // MARK: Timer
@@ -909,19 +907,25 @@ final class Torrent: @unchecked Sendable {
     // MARK: Resume data
 
     func saveResume() {
-        guard let picker, let storage else { return }
+        guard let write = resumeWriter() else { return }
         resumeDirty = false
         lastResumeSave = Engine.now()
+        _ = engine.onDisk(write)
+    }
+
+    /// The disk work that saves resume data now: data files synced first, so the verified
+    /// bitfield never runs ahead of what is on disk.
+    private func resumeWriter(closing: Bool = false) -> (@Sendable () throws -> Void)? {
+        guard let picker, let storage else { return nil }
         let path = resumePath
-        let directory = engine.configuration.resolvedStateDirectory
         let hash = infoHash
         let have = picker.have
-        _ = engine.onDisk {
+        return {
             try storage.sync()
             try FileStorage.makeParents(of: path)
-            _ = directory
             let resume = ResumeData(infoHash: hash, have: have, files: storage.fileStates())
             try ResumeData.writeAtomically(resume.encoded, to: path)
+            if closing { storage.close() }
         }
     }
 
@@ -936,17 +940,8 @@ final class Torrent: @unchecked Sendable {
         waiters.values.forEach { $0.fail(TorrentFailure(message: "stopped")) }
         metadataWaiters.forEach { $0.fail(TorrentFailure(message: "stopped")) }
         metadataWaiters = []
-        guard let picker, let storage else { return engine.loop.makeSucceededVoidFuture() }
-        let path = resumePath
-        let hash = infoHash
-        let have = picker.have
-        return engine.onDisk {
-            try storage.sync()
-            try FileStorage.makeParents(of: path)
-            let resume = ResumeData(infoHash: hash, have: have, files: storage.fileStates())
-            try ResumeData.writeAtomically(resume.encoded, to: path)
-            storage.close()
-        }
+        guard let write = resumeWriter(closing: true) else { return engine.loop.makeSucceededVoidFuture() }
+        return engine.onDisk(write)
     }
 
     /// Deletes the resume file and every data file of the torrent, with the folders that
