@@ -136,7 +136,8 @@ public final class Session: Sendable {
             guard let torrent = engine.torrents.removeValue(forKey: infoHash) else { return engine.loop.makeSucceededVoidFuture() }
             let stopped = torrent.stop()
             guard deleteData else { return stopped }
-            return stopped.flatMap { torrent.deleteFiles() }
+            // Deleted even if saving its resume data failed: that file goes too.
+            return stopped.recover { _ in }.flatMap { torrent.deleteFiles() }
         }.get()
     }
 

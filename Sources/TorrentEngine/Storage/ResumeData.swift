@@ -68,20 +68,17 @@ public struct ResumeData: Hashable, Sendable {
     }
 
     /// Writes `bytes` to `path` so that a crash leaves either the old or the new file.
+    /// Each call has a temporary file of its own: two saves at once (a periodic one and the
+    /// one at stop, on two disk threads) must not rename each other's file away.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(EngineError) {
-        let temporary = path + ".tmp"
+        let temporary = path + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EngineError.io(operation: "open", path: temporary, errno: errno) }
-        var done = 0
-        while done < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                Glibc.close(fd)
-                throw EngineError.io(operation: "write", path: temporary, errno: code)
-            }
-            done += written
+        do {
+            try PosixFile.writeAll(bytes, to: fd, path: temporary)
+        } catch {
+            Glibc.close(fd)
+            throw error
         }
         if fsync(fd) != 0 {
             let code = errno
