@@ -1,5 +1,5 @@
-"""Shared by the benchmark scripts: a private network namespace and free ports."""
-import ctypes, socket, subprocess, sys
+"""Shared by the benchmark scripts: a private network namespace, free ports, random data."""
+import ctypes, os, socket, subprocess, sys
 
 CLONE_NEWNET = 0x40000000
 
@@ -16,3 +16,12 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def write_random(path, size):
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 1 << 22))
+            f.write(chunk)
+            left -= len(chunk)

@@ -5,7 +5,7 @@ Runs itself inside a fresh network namespace (loopback only) so nothing leaves t
 Prints ratios; asserts nothing."""
 import hashlib, os, shutil, statistics, subprocess, sys, tempfile, time
 
-from benchcommon import free_port, isolate
+from benchcommon import free_port, isolate, write_random
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,15 +52,6 @@ def make_content(root, name, files, piece):
     subprocess.run([BIN, "create", path, "-o", torrent, "--piece-length", str(piece), "--no-date"],
                    check=True, stdout=subprocess.DEVNULL)
     return src, torrent
-
-
-def write_random(path, size):
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = os.urandom(min(left, 1 << 22))
-            f.write(chunk)
-            left -= len(chunk)
 
 
 def run_timed(cmd, timeout=600):

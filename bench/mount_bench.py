@@ -26,7 +26,7 @@ usage: bench/mount_bench.py [TORRENTFS_BINARY]   (default .build/release/torrent
 import os, random, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 import urllib.parse
 
-from benchcommon import free_port, isolate
+from benchcommon import free_port, isolate, write_random
 
 RUNS = max(1, int(os.environ.get("BENCH_RUNS", "3")))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,15 +59,6 @@ while not h.status().is_seeding:
 print("ready", flush=True)
 while True: time.sleep(3600)
 '''
-
-
-def write_random(path, size):
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = os.urandom(min(left, 1 << 22))
-            f.write(chunk)
-            left -= len(chunk)
 
 
 def drop_caches():

@@ -10,18 +10,14 @@ import Glibc
 struct Library: Sendable {
     let directory: String
 
-    struct Entry: Sendable {
-        var source: TorrentSource
-    }
-
     func saveTorrent(_ bytes: [UInt8], for hash: InfoHash) throws {
-        try FileSystemPaths.makeDirectory(directory)
+        try PosixFile.makeDirectories(directory)
         try ResumeData.writeAtomically(bytes, to: path(hash, "torrent"))
         unlink(path(hash, "magnet"))
     }
 
     func saveMagnet(_ magnet: MagnetLink) throws {
-        try FileSystemPaths.makeDirectory(directory)
+        try PosixFile.makeDirectories(directory)
         try ResumeData.writeAtomically(Array((magnet.uri + "\n").utf8), to: path(magnet.infoHash, "magnet"))
     }
 
@@ -34,14 +30,17 @@ struct Library: Sendable {
 
     /// Every saved torrent (a .torrent wins over a .magnet of the same hash), in info hash
     /// order, plus a message for each file that could not be read.
-    func load() -> (entries: [Entry], errors: [String]) {
-        guard let names = FileSystemPaths.list(directory) else { return ([], []) }
+    func load() -> (sources: [TorrentSource], errors: [String]) {
+        guard let names = Library.list(directory) else { return ([], []) }
         var torrents: [InfoHash: TorrentSource] = [:]
         var errors: [String] = []
         for name in names.sorted() where name.hasSuffix(".torrent") || name.hasSuffix(".magnet") {
             let full = directory + "/" + name
-            guard let bytes = FileSystemPaths.read(full) else {
-                errors.append("\(full): cannot read")
+            let bytes: [UInt8]
+            do {
+                bytes = try PosixFile.read(full, limit: AddInput.maxBytes)
+            } catch {
+                errors.append("\(error)")
                 continue
             }
             if name.hasSuffix(".torrent") {
@@ -61,7 +60,21 @@ struct Library: Sendable {
                 }
             }
         }
-        return (torrents.keys.sorted().map { Entry(source: torrents[$0]!) }, errors)
+        return (torrents.keys.sorted().map { torrents[$0]! }, errors)
+    }
+
+    /// The names in a folder (nil if it cannot be read).
+    static func list(_ directory: String) -> [String]? {
+        guard let dir = opendir(directory) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 
     /// A .torrent for metadata fetched from peers: the verified info dictionary, verbatim,
@@ -81,61 +94,5 @@ struct Library: Sendable {
         }
         out += Array("e".utf8)
         return out
-    }
-}
-
-/// Small file helpers (POSIX, no Foundation on the hot paths).
-enum FileSystemPaths {
-    static func makeDirectory(_ path: String) throws {
-        var prefix = ""
-        for part in path.split(separator: "/") {
-            prefix += "/" + part
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                throw EngineError.io(operation: "mkdir", path: prefix, errno: errno)
-            }
-        }
-    }
-
-    static func list(_ directory: String) -> [String]? {
-        guard let dir = opendir(directory) else { return nil }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
-
-    static func read(_ path: String, limit: Int = AddInput.maxBytes) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while out.count <= limit {
-            let got = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, 65536) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if got == 0 { return out }
-            out += chunk[0..<got]
-        }
-        return nil
-    }
-
-    /// Deletes a directory tree (no symlinks followed).
-    static func removeTree(_ path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            for name in list(path) ?? [] { removeTree(path + "/" + name) }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
     }
 }

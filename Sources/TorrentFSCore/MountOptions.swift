@@ -1,3 +1,4 @@
+import TorrentEngine
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -137,22 +138,4 @@ public struct MountOptions: Sendable, Equatable {
 public struct MountOptionError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// Sizes and rates: a number with an optional K, M or G suffix (powers of 1024).
-public enum ByteSize {
-    public static func parse(_ text: String) -> Int64? {
-        var digits = Substring(text)
-        var scale: Int64 = 1
-        switch digits.last?.uppercased() {
-        case "K": scale = 1 << 10
-        case "M": scale = 1 << 20
-        case "G": scale = 1 << 30
-        default: break
-        }
-        if scale > 1 { digits = digits.dropLast() }
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = Int64(digits), value >= 0,
-              value <= Int64.max / scale else { return nil }
-        return value * scale
-    }
 }

@@ -2,6 +2,9 @@ import BitTorrent
 import Foundation
 import Logging
 import TorrentEngine
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Attributes of a node, as `getattr` reports them.
 public struct NodeAttributes: Sendable, Equatable {
@@ -166,7 +169,6 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         var sentDeadlines: [Int: Int64] = [:]
         /// Piece → reads waiting for it.
         var waiting: [Int: Set<UInt64>] = [:]
-        var peers = 0
 
         init(hash: InfoHash, folderInode: UInt64, folderName: String, magnet: MagnetLink) {
             self.hash = hash
@@ -189,15 +191,15 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
 
     /// Starts the engine and brings back every torrent mounted before.
     public func start() async throws {
-        try FileSystemPaths.makeDirectory(options.dataDirectory)
+        try PosixFile.makeDirectories(options.dataDirectory)
         await session.setObserver(self)
         let port = try await session.start()
         lock.withLock { listenPort = port }
-        let (entries, errors) = library.load()
+        let (sources, errors) = library.load()
         for error in errors { logger.error("cannot load a saved torrent", metadata: ["error": "\(error)"]) }
-        for entry in entries {
+        for source in sources {
             do {
-                try await add(entry.source, persist: false)
+                try await add(source, persist: false)
             } catch {
                 logger.error("cannot restore torrent", metadata: ["error": "\(error)"])
             }
@@ -660,6 +662,11 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     /// missing pieces in it get later deadlines than the read itself (lock held).
     private func planReadahead(_ reader: inout Reader, handle: UInt64, mounted: Mounted, file: TorrentFile,
                                offset: Int64, end: Int64, now: Int64, changes: inout [(piece: Int, deadline: Int64?)]) {
+        // A complete torrent has nothing to fetch ahead: warm reads skip the planning.
+        if mounted.verified?.isComplete == true {
+            reader.held = []
+            return
+        }
         let window = reader.readahead.read(offset: offset, end: end, now: now)
         var wanted = Set<Int>()
         let aheadEnd = min(file.length, end + Int64(window))
@@ -839,7 +846,9 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             case .metainfo(let metainfo, let raw):
                 sources.append((.metainfo(metainfo), raw))
             case .path(let path):
-                guard let raw = FileSystemPaths.read(path) else { throw AddError("cannot read \(path)") }
+                guard let raw = try? PosixFile.read(path, limit: AddInput.maxBytes) else {
+                    throw AddError("cannot read \(path)")
+                }
                 do {
                     sources.append((.metainfo(try Metainfo(bytes: raw)), raw))
                 } catch {
@@ -920,7 +929,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         let logger = logger
         Task.detached {
             await session.remove(mounted.hash, deleteData: deleteData)
-            if deleteData { FileSystemPaths.removeTree(directory) }
+            // The engine deleted the files and their folders; their torrent's folder is left.
+            if deleteData { _ = Glibc.rmdir(directory) }
             logger.info("torrent removed", metadata: ["infohash": "\(mounted.hash.hex)", "dataDeleted": "\(deleteData)"])
             reply(0)
         }
@@ -1033,7 +1043,6 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 let stat = byHash[mounted.hash.hex]
                 let total = mounted.metainfo?.info.totalLength
                 let verified = mounted.metainfo.map { verifiedBytes(mounted, in: 0..<$0.info.totalLength) } ?? 0
-                mounted.peers = stat?.peers.count ?? 0
                 return TorrentStatus(folder: mounted.folderName, name: mounted.metainfo?.info.name ?? mounted.folderName,
                                      infoHash: mounted.hash.hex, magnet: mounted.magnet.uri,
                                      state: stat?.state.rawValue ?? "stopped",

@@ -52,7 +52,7 @@ struct CreateCommand: ParsableCommand {
         options.creationDate = noDate ? nil : Int64(Date().timeIntervalSince1970)
         var length: Int?
         if let pieceLength {
-            guard let parsed = ByteCount.parse(pieceLength) else {
+            guard let parsed = (ByteSize.parse(pieceLength).map { Int(clamping: $0) }) else {
                 throw CLIError("invalid piece length '\(pieceLength)': use bytes, or a number with K or M")
             }
             length = parsed

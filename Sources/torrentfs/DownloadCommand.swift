@@ -165,13 +165,13 @@ struct NetworkOptions: ParsableArguments {
         configuration.maxConnections = maxConnections
         configuration.stateDirectory = state ?? NetworkOptions.defaultStateDirectory
         if let downloadLimit {
-            guard let rate = ByteCount.parse(downloadLimit), rate > 0 else {
+            guard let rate = (ByteSize.parse(downloadLimit).map { Int(clamping: $0) }), rate > 0 else {
                 throw CLIError("invalid --download-limit '\(downloadLimit)'")
             }
             configuration.downloadLimit = rate
         }
         if let uploadLimit {
-            guard let rate = ByteCount.parse(uploadLimit), rate > 0 else {
+            guard let rate = (ByteSize.parse(uploadLimit).map { Int(clamping: $0) }), rate > 0 else {
                 throw CLIError("invalid --upload-limit '\(uploadLimit)'")
             }
             configuration.uploadLimit = rate

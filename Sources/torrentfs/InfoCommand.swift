@@ -160,15 +160,6 @@ enum ByteCount {
         return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
     }
 
-    /// `262144`, `256K`, `256KiB`, `1M`, `1MiB` → bytes.
-    static func parse(_ text: String) -> Int? {
-        let lowered = text.lowercased().replacingOccurrences(of: "ib", with: "").replacingOccurrences(of: "b", with: "")
-        let multipliers: [Character: Int] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
-        if let last = lowered.last, let multiplier = multipliers[last] {
-            return Int(lowered.dropLast()).flatMap { $0.multipliedReportingOverflow(by: multiplier).overflow ? nil : $0 * multiplier }
-        }
-        return Int(lowered)
-    }
 }
 
 extension String {

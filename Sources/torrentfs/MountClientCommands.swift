@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TorrentEngine
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,16 +45,12 @@ struct AddCommand: ParsableCommand {
     static func write(_ bytes: [UInt8], to path: String) -> String? {
         let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { return "cannot open \(path): \(String(cString: strerror(errno)))" }
-        var done = 0
-        while done < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                close(fd)
-                return String(cString: strerror(code))
-            }
-            done += written
+        do {
+            try PosixFile.writeAll(bytes, to: fd, path: path)
+        } catch {
+            close(fd)
+            if case .io(_, _, let code) = error { return String(cString: strerror(code)) }
+            return "\(error)"
         }
         if close(fd) != 0 { return String(cString: strerror(errno)) }
         return nil

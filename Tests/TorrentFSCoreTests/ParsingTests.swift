@@ -1,5 +1,6 @@
 import BitTorrent
 import Testing
+import TorrentEngine
 @testable import TorrentFSCore
 
 @Suite struct MountOptionsTests {
@@ -46,6 +47,11 @@ import Testing
         #expect(ByteSize.parse("M") == nil)
         #expect(ByteSize.parse("1.5M") == nil)
         #expect(ByteSize.parse("99999999999999999999G") == nil)
+        // The forms the command line always took: a B or iB after the unit, any case.
+        #expect(ByteSize.parse("256KiB") == 256 << 10)
+        #expect(ByteSize.parse("2mb") == 2 << 20)
+        #expect(ByteSize.parse("512b") == 512)
+        #expect(ByteSize.parse("-1") == nil)
     }
 }
 

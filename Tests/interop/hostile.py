@@ -489,13 +489,7 @@ class HostilePeer:
         if conn.log.remote_extensions:
             conn.send(self._ext_handshake())
         conn.send(msg(BITFIELD, bytes(bitfield_bytes(self.t.piece_count))) + msg(UNCHOKE))
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            try:
-                mid, _ = conn.read_message(timeout=max(0.01, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            conn.log.received.append(MSG_NAMES.get(mid, str(mid)) if mid is not None else "keepalive")
+        self._record_messages(conn, 3)
 
     # -- behaviour --
 
@@ -573,14 +567,20 @@ class HostilePeer:
 
     def _drain_until_closed(self, conn: _Conn, timeout: float) -> None:
         """Read (and record) whatever comes until our client closes the socket."""
-        deadline = time.monotonic() + timeout
+        self._record_messages(conn, timeout)
+        conn.log.error = "still open after the misbehaviour"
+
+    @staticmethod
+    def _record_messages(conn: _Conn, seconds: float) -> None:
+        """Record the names of the messages that come for ``seconds`` (a close ends it
+        early: read_message raises, and the caller's handler records the close)."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
                 mid, _ = conn.read_message(timeout=max(0.01, deadline - time.monotonic()))
             except TimeoutError:
                 break
             conn.log.received.append(MSG_NAMES.get(mid, str(mid)) if mid is not None else "keepalive")
-        conn.log.error = "still open after the misbehaviour"
 
     def _message_loop(self, conn: _Conn) -> None:
         log = conn.log

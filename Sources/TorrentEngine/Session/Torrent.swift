@@ -172,7 +172,7 @@ final class Torrent: @unchecked Sendable {
         engine.onDisk { () -> Bitfield in
             let current = storage.fileStates()
             var trusted = Bitfield(count: info.lengths.pieceCount)
-            if !force, let bytes = try? readFile(resumePath), let resume = ResumeData(encoded: bytes),
+            if !force, let bytes = try? PosixFile.read(resumePath), let resume = ResumeData(encoded: bytes),
                resume.infoHash == metainfo.infoHash {
                 trusted = resume.trusted(info: info, current: current)
             }
@@ -907,7 +907,7 @@ final class Torrent: @unchecked Sendable {
     // MARK: Resume data
 
     func saveResume() {
-        guard let write = resumeWriter() else { return }
+        guard !isStopped, let write = resumeWriter() else { return }
         resumeDirty = false
         lastResumeSave = Engine.now()
         _ = engine.onDisk(write)
@@ -1013,22 +1013,5 @@ struct PieceHasher: Sendable {
 
     func verify(_ piece: PieceIndex, _ bytes: [UInt8]) -> Bool {
         PieceHasher.digest(bytes) == info.hash(of: piece)
-    }
-}
-
-func readFile(_ path: String) throws(EngineError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw EngineError.io(operation: "open", path: path, errno: errno) }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 65536) }
-        if got < 0 {
-            if errno == EINTR { continue }
-            throw EngineError.io(operation: "read", path: path, errno: errno)
-        }
-        if got == 0 { return out }
-        out += chunk[0..<got]
     }
 }

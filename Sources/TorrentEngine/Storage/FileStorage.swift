@@ -46,14 +46,8 @@ public final class FileStorage: PieceStorage {
     }
 
     static func makeParents(of path: String) throws(EngineError) {
-        let parts = path.split(separator: "/")
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for part in parts.dropLast() {
-            prefix += "/" + part
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                throw EngineError.io(operation: "mkdir", path: prefix, errno: errno)
-            }
-        }
+        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !parent.isEmpty { try PosixFile.makeDirectories(parent) }
     }
 
     /// File segments overlapping a byte range of the torrent.
