@@ -6,10 +6,16 @@ import Synchronization
 
 /// Files in their real layout under a root directory, created sparse on first write.
 /// Padding files (BEP 47) are never created: they read as zeros and writes skip them.
+///
+/// Descriptors are owned by `OpenFile` objects: every read, write and sync holds a strong
+/// reference for as long as it uses the number, and the number is closed only when the
+/// last reference goes. `close()` merely forgets the table's references, so an I/O running
+/// on another thread keeps its file open; the number cannot be reused by another `open`
+/// while any call may still pass it to `pread`/`pwrite`.
 public final class FileStorage: PieceStorage {
     public let root: String
     let files: [TorrentFile]
-    private let descriptors: Mutex<[Int32]>
+    private let descriptors: Mutex<[OpenFile?]>
 
     /// Directory holding the files: `root` for a single-file torrent, `root/NAME` otherwise.
     public let base: String
@@ -19,15 +25,16 @@ public final class FileStorage: PieceStorage {
         self.root = root
         base = info.isSingleFile ? root : root + "/" + info.name
         files = info.files
-        descriptors = Mutex([Int32](repeating: -1, count: info.files.count))
+        descriptors = Mutex([OpenFile?](repeating: nil, count: info.files.count))
     }
 
     /// Absolute path of file `index`.
     public func path(of index: Int) -> String { base + "/" + files[index].path.joined(separator: "/") }
 
-    private func descriptor(_ index: Int, create: Bool) throws(EngineError) -> Int32? {
-        let existing = descriptors.withLock { $0[index] }
-        if existing >= 0 { return existing }
+    /// The open file `index`, opened (and with `create`, created) if needed. The caller
+    /// uses its descriptor only while it holds the returned reference.
+    private func descriptor(_ index: Int, create: Bool) throws(EngineError) -> OpenFile? {
+        if let existing = descriptors.withLock({ $0[index] }) { return existing }
         let path = path(of: index)
         var fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         if fd < 0 && errno == ENOENT {
@@ -36,13 +43,13 @@ public final class FileStorage: PieceStorage {
             fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         }
         guard fd >= 0 else { throw EngineError.io(operation: "open", path: path, errno: errno) }
-        let winner = descriptors.withLock { table -> Int32 in
-            if table[index] >= 0 { return table[index] }
-            table[index] = fd
-            return fd
+        let opened = OpenFile(fd)
+        // Two threads may open at once: the first in the table wins, the other's closes.
+        return descriptors.withLock { table -> OpenFile in
+            if let winner = table[index] { return winner }
+            table[index] = opened
+            return opened
         }
-        if winner != fd { Glibc.close(fd) }
-        return winner
     }
 
     static func makeParents(of path: String) throws(EngineError) {
@@ -74,11 +81,13 @@ public final class FileStorage: PieceStorage {
 
     public func write(_ bytes: [UInt8], at offset: Int64) throws(EngineError) {
         for segment in segments(offset: offset, length: bytes.count) where !files[segment.file].isPadding {
-            guard let fd = try descriptor(segment.file, create: true) else { continue }
+            guard let file = try descriptor(segment.file, create: true) else { continue }
+            // Held until the loop ends: ARC may otherwise release it right after reading `fd`.
+            defer { withExtendedLifetime(file) {} }
             var done = 0
             while done < segment.count {
                 let written = bytes.withUnsafeBytes { raw in
-                    pwrite(fd, raw.baseAddress! + segment.bufferOffset + done, segment.count - done,
+                    pwrite(file.fd, raw.baseAddress! + segment.bufferOffset + done, segment.count - done,
                            off_t(segment.fileOffset + Int64(done)))
                 }
                 if written < 0 {
@@ -109,12 +118,13 @@ public final class FileStorage: PieceStorage {
                 (buffer.baseAddress! + segment.bufferOffset).initializeMemory(as: UInt8.self, repeating: 0, count: segment.count)
                 continue
             }
-            guard let fd = try descriptor(segment.file, create: false) else {
+            guard let file = try descriptor(segment.file, create: false) else {
                 throw EngineError.io(operation: "open", path: path(of: segment.file), errno: ENOENT)
             }
+            defer { withExtendedLifetime(file) {} }
             var done = 0
             while done < segment.count {
-                let got = pread(fd, buffer.baseAddress! + segment.bufferOffset + done, segment.count - done,
+                let got = pread(file.fd, buffer.baseAddress! + segment.bufferOffset + done, segment.count - done,
                                 off_t(segment.fileOffset + Int64(done)))
                 if got < 0 {
                     if errno == EINTR { continue }
@@ -133,8 +143,10 @@ public final class FileStorage: PieceStorage {
 
     public func sync() throws(EngineError) {
         let open = descriptors.withLock { $0 }
-        for (index, fd) in open.enumerated() where fd >= 0 {
-            if fsync(fd) != 0 { throw EngineError.io(operation: "fsync", path: path(of: index), errno: errno) }
+        for (index, file) in open.enumerated() {
+            guard let file else { continue }
+            let failed = withExtendedLifetime(file) { fsync(file.fd) != 0 }
+            if failed { throw EngineError.io(operation: "fsync", path: path(of: index), errno: errno) }
         }
     }
 
@@ -147,14 +159,22 @@ public final class FileStorage: PieceStorage {
         }
     }
 
+    /// Forgets every open file: each is closed at once, or by the last I/O still using it.
     public func close() {
-        let open = descriptors.withLock { table -> [Int32] in
-            let copy = table
-            for index in table.indices { table[index] = -1 }
-            return copy
+        // Released outside the lock: a deinit closes a descriptor.
+        let forgotten = descriptors.withLock { table -> [OpenFile?] in
+            defer { table = [OpenFile?](repeating: nil, count: table.count) }
+            return table
         }
-        for fd in open where fd >= 0 { Glibc.close(fd) }
+        _ = forgotten
     }
+}
 
-    deinit { close() }
+/// A descriptor closed when the last reference to it goes, never earlier.
+final class OpenFile: Sendable {
+    let fd: Int32
+
+    init(_ fd: Int32) { self.fd = fd }
+
+    deinit { Glibc.close(fd) }
 }
