@@ -57,8 +57,9 @@ public enum ReadStart: Sendable, Equatable {
 }
 
 /// Everything the filesystem does, independent of FUSE: the inode table, the folder tree
-/// of each torrent, the control files, read planning (offset → pieces → deadlines) and
-/// asynchronous read completion, xattrs, persistence of what is mounted.
+/// of each torrent, the control files, attributes, xattrs, errno mapping, persistence of
+/// what is mounted. File reads go through the engine's streaming readers (one per open
+/// handle); this type only parks their answers until FUSE can take them.
 ///
 /// Thread-safe: FUSE threads, the engine's thread (observer events) and the I/O queue all
 /// call in; one lock guards the tables and is never held across I/O or a reply.
@@ -71,8 +72,6 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     /// Attribute names offered on torrent folders and files.
     public static let xattrNames = ["user.torrentfs.progress", "user.torrentfs.infohash",
                                     "user.torrentfs.magnet", "user.torrentfs.peers"]
-    /// Readahead window after a seek (then it follows the reader's speed, up to `options.readahead`).
-    static let initialWindow = 2 << 20
     /// Most `.add` errors kept for `.status`.
     static let maxAddErrors = 20
 
@@ -83,8 +82,6 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     let mountTime = Int64(Date().timeIntervalSince1970)
     let lock = NSLock()
     let io = DispatchQueue(label: "torrentfs.io", attributes: .concurrent)
-    let buffers = BufferPool()
-    let clock: @Sendable () -> Int64
 
     // Guarded by `lock`.
     private var nodes: [UInt64: Node] = [TorrentFileSystem.rootInode: .root, TorrentFileSystem.addInode: .add,
@@ -92,11 +89,10 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     private var torrents: [InfoHash: Mounted] = [:]
     private var nextID: UInt64 = 16
     private var handles: [UInt64: Handle] = [:]
-    private var pending: [UInt64: PendingRead] = [:]
-    /// Requests begun but not yet pending, interrupted early.
-    private var addErrors: [AddErrorRecord] = []
+    /// Reads waiting for pieces, by FUSE request.
+    private var pending: [UInt64: ParkedRead] = [:]
+    private var addErrors: [StatusDocument.RefusedInput] = []
     private var closed = false
-    private var listenPort = 0
 
     enum Node {
         case root, add, status
@@ -108,44 +104,12 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     enum Handle {
         case add(AddBuffer)
         case status([UInt8])
-        case reader(Reader)
+        case reader(TorrentReader)
     }
 
     final class AddBuffer {
         var bytes: [UInt8] = []
         var failure: AddError?
-    }
-
-    struct Reader {
-        var hash: InfoHash
-        var fileIndex: Int
-        var readahead: ReadaheadWindow
-        /// Pieces this handle holds deadlines on for readahead.
-        var held = Set<Int>()
-    }
-
-    final class PendingRead: @unchecked Sendable {  // mutable fields guarded by the file system's lock
-        let id: UInt64
-        let hash: InfoHash
-        let range: Range<Int64>
-        var missing: Set<Int>
-        let reply: ReadReply
-        /// Still being set up by the FUSE thread: completions are parked in `outcome`.
-        var registering = true
-        var outcome: Int32?  // 0 = data ready, else errno
-        init(id: UInt64, hash: InfoHash, range: Range<Int64>, missing: Set<Int>, reply: ReadReply) {
-            self.id = id
-            self.hash = hash
-            self.range = range
-            self.missing = missing
-            self.reply = reply
-        }
-    }
-
-    struct AddErrorRecord: Codable, Sendable {
-        var time: String
-        var input: String
-        var error: String
     }
 
     /// A torrent shown in the mount.
@@ -155,20 +119,11 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         var folderName: String
         var magnet: MagnetLink
         var metainfo: Metainfo?
-        var storage: FileStorage?
-        /// Verified pieces; nil until the engine has checked the data on disk.
-        var verified: Bitfield?
         /// Directory inode → child name → inode.
         var children: [UInt64: [String: UInt64]] = [:]
         /// Inode of each visible file, by index into `info.files`.
         var fileInodes: [Int: UInt64] = [:]
         var metadataWaiters: [UInt64: @Sendable (Int32?) -> Void] = [:]
-        /// Piece → holder (a read or a handle) → deadline.
-        var holds: [Int: [UInt64: Int64]] = [:]
-        /// Deadline last sent to the engine per piece.
-        var sentDeadlines: [Int: Int64] = [:]
-        /// Piece → reads waiting for it.
-        var waiting: [Int: Set<UInt64>] = [:]
 
         init(hash: InfoHash, folderInode: UInt64, folderName: String, magnet: MagnetLink) {
             self.hash = hash
@@ -178,12 +133,10 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         }
     }
 
-    public init(session: Session, options: MountOptions, logger: Logger,
-                clock: @escaping @Sendable () -> Int64 = { Session.now() }) {
+    public init(session: Session, options: MountOptions, logger: Logger) {
         self.session = session
         self.options = options
         self.logger = logger
-        self.clock = clock
         library = Library(directory: options.dataDirectory + "/torrents")
     }
 
@@ -192,9 +145,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     /// Starts the engine and brings back every torrent mounted before.
     public func start() async throws {
         try PosixFile.makeDirectories(options.dataDirectory)
-        await session.setObserver(self)
-        let port = try await session.start()
-        lock.withLock { listenPort = port }
+        await session.addObserver(self)
+        _ = try await session.start()
         let (sources, errors) = library.load()
         for error in errors { logger.error("cannot load a saved torrent", metadata: ["error": "\(error)"]) }
         for source in sources {
@@ -209,10 +161,9 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     /// Answers every waiting request (EIO) and refuses new ones. The engine is shut down
     /// by its owner afterwards.
     public func close() {
-        let (reads, waiters) = lock.withLock { () -> ([PendingRead], [@Sendable (Int32?) -> Void]) in
+        let (reads, waiters) = lock.withLock { () -> ([ParkedRead], [@Sendable (Int32?) -> Void]) in
             closed = true
             let reads = Array(pending.values)
-            pending = [:]
             var waiters: [@Sendable (Int32?) -> Void] = []
             for mounted in torrents.values {
                 waiters += mounted.metadataWaiters.values
@@ -220,8 +171,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             }
             return (reads, waiters)
         }
-        for read in reads where !read.registering { read.reply.error(EIO) }
-        for read in reads where read.registering { read.outcome = EIO }
+        for read in reads { read.cancel(.shutDown) }
         for waiter in waiters { waiter(EIO) }
     }
 
@@ -308,7 +258,6 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     private func metadataKnown(_ mounted: Mounted, _ metainfo: Metainfo) {
         guard mounted.metainfo == nil else { return }
         mounted.metainfo = metainfo
-        mounted.storage = FileStorage(root: dataDirectory(for: mounted.hash), info: metainfo.info)
         mounted.folderName = uniqueFolderName(metainfo.info.name, except: mounted.hash)
         mounted.children[mounted.folderInode] = [:]
         var directories: [[String]: UInt64] = [[]: mounted.folderInode]
@@ -358,52 +307,6 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         for waiter in waiters { waiter(nil) }
     }
 
-    public func torrentChecked(_ infoHash: InfoHash, have: Bitfield) {
-        let ready = lock.withLock { () -> [PendingRead] in
-            guard let mounted = torrents[infoHash] else { return [] }
-            mounted.verified = have
-            var ready: [PendingRead] = []
-            for piece in have.setIndices { ready += pieceArrived(mounted, piece) }
-            // Deadlines on pieces that turned out to be here are dropped.
-            for piece in Array(mounted.holds.keys) where have[piece] {
-                mounted.holds[piece] = nil
-                mounted.sentDeadlines[piece] = nil
-            }
-            return ready
-        }
-        for read in ready { deliver(read) }
-    }
-
-    public func pieceVerified(_ infoHash: InfoHash, piece: Int) {
-        let ready = lock.withLock { () -> [PendingRead] in
-            guard let mounted = torrents[infoHash] else { return [] }
-            mounted.verified?[piece] = true
-            mounted.holds[piece] = nil
-            mounted.sentDeadlines[piece] = nil
-            return pieceArrived(mounted, piece)
-        }
-        for read in ready { deliver(read) }
-    }
-
-    /// Reads that no longer miss anything once `piece` is here (lock held); they leave the
-    /// table unless still registering.
-    private func pieceArrived(_ mounted: Mounted, _ piece: Int) -> [PendingRead] {
-        guard let ids = mounted.waiting.removeValue(forKey: piece) else { return [] }
-        var ready: [PendingRead] = []
-        for id in ids {
-            guard let read = pending[id] else { continue }
-            read.missing.remove(piece)
-            guard read.missing.isEmpty else { continue }
-            if read.registering {
-                read.outcome = 0
-            } else {
-                pending[id] = nil
-                ready.append(read)
-            }
-        }
-        return ready
-    }
-
     // MARK: Attributes and listings
 
     public func getattr(_ inode: UInt64) -> Result<NodeAttributes, FSError> {
@@ -434,22 +337,10 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         case .file(let hash, let index):
             guard let mounted = torrents[hash], let info = mounted.metainfo?.info else { return .failure(FSError(ENOENT)) }
             let file = info.files[index]
-            let verified = verifiedBytes(mounted, in: file.byteRange)
+            let verified = session.verifiedBytes(hash, in: file.byteRange)
             return .success(NodeAttributes(inode: inode, isDirectory: false, permissions: 0o444, size: file.length,
                                            allocated: verified, links: 1, modified: mountTime))
         }
-    }
-
-    /// Verified bytes of the torrent within `range` (lock held).
-    private func verifiedBytes(_ mounted: Mounted, in range: Range<Int64>) -> Int64 {
-        guard let verified = mounted.verified, let lengths = mounted.metainfo?.info.lengths, !range.isEmpty,
-              let pieces = lengths.pieces(covering: range) else { return 0 }
-        var total: Int64 = 0
-        for piece in pieces.lowerBound.value...pieces.upperBound.value where verified[piece] {
-            let bytes = lengths.byteRange(lengths.piece(piece)!)
-            total += min(bytes.upperBound, range.upperBound) - max(bytes.lowerBound, range.lowerBound)
-        }
-        return total
     }
 
     /// Finds `name` in a folder. Inside a torrent whose metadata is still unknown, the
@@ -555,10 +446,12 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 return nil
             case .file(let hash, let index):
                 if writing { return .failure(FSError(EACCES)) }
-                guard torrents[hash] != nil else { return .failure(FSError(ENOENT)) }
+                guard let info = torrents[hash]?.metainfo?.info else { return .failure(FSError(ENOENT)) }
+                var readerOptions = ReaderOptions()
+                readerOptions.maximumWindow = options.readahead
+                readerOptions.timeout = options.readTimeout
                 let id = makeID()
-                handles[id] = .reader(Reader(hash: hash, fileIndex: index,
-                                             readahead: ReadaheadWindow(initial: Self.initialWindow, maximum: options.readahead)))
+                handles[id] = .reader(session.openReader(hash, info: info, fileIndex: index, options: readerOptions))
                 return .success(OpenResult(handle: id, keepCache: true, directIO: false))
             case .root, .folder, .directory:
                 return .failure(FSError(EISDIR))
@@ -568,9 +461,9 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         }
         if let result { return reply(result) }
         // `.status`: a snapshot from the engine's thread, answered from there.
-        session.withStats { [weak self] stats in
+        session.withStatus { [weak self] status in
             guard let self else { return reply(.failure(FSError(EIO))) }
-            let document = self.statusDocument(stats)
+            let document = self.statusDocument(status)
             let id = self.lock.withLock { () -> UInt64 in
                 let id = self.makeID()
                 self.handles[id] = .status(document)
@@ -581,14 +474,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     }
 
     public func release(_ handle: UInt64) {
-        lock.withLock {
-            guard let removed = handles.removeValue(forKey: handle) else { return }
-            if case .reader(let reader) = removed, let mounted = torrents[reader.hash] {
-                var changes: [(piece: Int, deadline: Int64?)] = []
-                for piece in reader.held { release(mounted, piece: piece, holder: handle, changes: &changes) }
-                send(mounted, changes)
-            }
-        }
+        let removed = lock.withLock { handles.removeValue(forKey: handle) }
+        if case .reader(let reader) = removed { reader.close() }
     }
 
     // MARK: Reading
@@ -600,8 +487,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         enum Plan {
             case fail(Int32)
             case bytes([UInt8])
-            case serve(FileStorage, Range<Int64>)
-            case wait
+            case stream(TorrentReader, ParkedRead)
         }
         let plan = lock.withLock { () -> Plan in
             guard !closed else { return .fail(EIO) }
@@ -612,34 +498,13 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 return .bytes(Array(document[start..<min(document.count, start + size)]))
             case .add:
                 return .bytes([])  // write-only in spirit: reads see an empty file
-            case .reader(var reader):
-                guard let mounted = torrents[reader.hash], let metainfo = mounted.metainfo,
-                      let storage = mounted.storage else { return .fail(EIO) }
-                let file = metainfo.info.files[reader.fileIndex]
-                guard offset < file.length, size > 0 else { return .bytes([]) }
-                let end = min(file.length, offset + Int64(size))
-                let range = (file.offset + offset)..<(file.offset + end)
-                let lengths = metainfo.info.lengths
-                let covering = lengths.pieces(covering: range)!
-                let missing = (covering.lowerBound.value...covering.upperBound.value).filter { mounted.verified?[$0] != true }
-                let now = clock()
-                var changes: [(piece: Int, deadline: Int64?)] = []
-                planReadahead(&reader, handle: handle, mounted: mounted, file: file, offset: offset, end: end,
-                              now: now, changes: &changes)
-                handles[handle] = .reader(reader)
-                if missing.isEmpty {
-                    send(mounted, changes)
-                    return .serve(storage, range)
+            case .reader(let reader):
+                let parked = ParkedRead(request: request, hash: reader.infoHash, reader: reader, reply: reply) {
+                    [weak self] request in
+                    _ = self?.lock.withLock { self?.pending.removeValue(forKey: request) }
                 }
-                let read = PendingRead(id: request, hash: mounted.hash, range: range, missing: Set(missing), reply: reply)
-                pending[request] = read
-                for (order, piece) in missing.enumerated() {
-                    mounted.waiting[piece, default: []].insert(request)
-                    hold(mounted, piece: piece, holder: Self.holder(read: request),
-                         deadline: now + Int64(order) * 1_000_000, changes: &changes)
-                }
-                send(mounted, changes)
-                return .wait
+                pending[request] = parked
+                return .stream(reader, parked)
             case nil:
                 return .fail(EBADF)
             }
@@ -649,144 +514,25 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             reply.error(code)
         case .bytes(let bytes):
             bytes.withUnsafeBytes { reply.data($0) }
-        case .serve(let storage, let range):
-            serve(storage, range, reply)
-        case .wait:
-            armTimeout(request)
-            return .pending
+        case .stream(let reader, let parked):
+            if case .pending(let id) = reader.read(offset: offset, size: size, sink: parked) {
+                parked.started(id)
+                return .pending
+            }
+            // Answered already (verified data, or an error): nothing to interrupt.
+            parked.activate()
         }
         return .done
     }
 
-    /// Readahead: the window follows the reader's sequential speed (`ReadaheadWindow`); the
-    /// missing pieces in it get later deadlines than the read itself (lock held).
-    private func planReadahead(_ reader: inout Reader, handle: UInt64, mounted: Mounted, file: TorrentFile,
-                               offset: Int64, end: Int64, now: Int64, changes: inout [(piece: Int, deadline: Int64?)]) {
-        // A complete torrent has nothing to fetch ahead: warm reads skip the planning.
-        if mounted.verified?.isComplete == true {
-            reader.held = []
-            return
-        }
-        let window = reader.readahead.read(offset: offset, end: end, now: now)
-        var wanted = Set<Int>()
-        let aheadEnd = min(file.length, end + Int64(window))
-        if aheadEnd > end, let lengths = mounted.metainfo?.info.lengths,
-           let pieces = lengths.pieces(covering: (file.offset + end)..<(file.offset + aheadEnd)) {
-            for (order, piece) in (pieces.lowerBound.value...pieces.upperBound.value).enumerated()
-            where mounted.verified?[piece] != true {
-                wanted.insert(piece)
-                // A piece keeps the deadline it got when it entered the window.
-                if mounted.holds[piece]?[handle] == nil {
-                    hold(mounted, piece: piece, holder: handle,
-                         deadline: now + 2_000_000_000 + Int64(order) * 20_000_000, changes: &changes)
-                }
-            }
-        }
-        for piece in reader.held.subtracting(wanted) { release(mounted, piece: piece, holder: handle, changes: &changes) }
-        reader.held = wanted
-    }
-
     /// Called after `read` returned `.pending`, once `interrupt` can be called for it.
     public func activate(_ request: UInt64) {
-        let (read, outcome) = lock.withLock { () -> (PendingRead?, Int32?) in
-            guard let read = pending[request] else { return (nil, nil) }
-            read.registering = false
-            guard let outcome = read.outcome else { return (nil, nil) }
-            pending[request] = nil
-            if outcome != 0 { releaseHolds(of: read) }
-            return (read, outcome)
-        }
-        guard let read, let outcome else { return }
-        if outcome == 0 { deliver(read) } else { read.reply.error(outcome) }
+        lock.withLock { pending[request] }?.activate()
     }
 
     /// The reader gave up (Ctrl-C): its read fails with EINTR.
-    public func interrupt(_ request: UInt64) { fail(request, EINTR) }
-
-    private func fail(_ request: UInt64, _ code: Int32) {
-        let read = lock.withLock { () -> PendingRead? in
-            guard let read = pending[request] else { return nil }
-            releaseHolds(of: read)
-            if read.registering {
-                read.outcome = code
-                return nil
-            }
-            pending[request] = nil
-            return read
-        }
-        read?.reply.error(code)
-    }
-
-    /// Drops a read's deadlines and waits (lock held).
-    private func releaseHolds(of read: PendingRead) {
-        guard let mounted = torrents[read.hash] else { return }
-        var changes: [(piece: Int, deadline: Int64?)] = []
-        for piece in read.missing {
-            mounted.waiting[piece]?.remove(read.id)
-            if mounted.waiting[piece]?.isEmpty == true { mounted.waiting[piece] = nil }
-            release(mounted, piece: piece, holder: Self.holder(read: read.id), changes: &changes)
-        }
-        send(mounted, changes)
-    }
-
-    /// Sends a completed read's bytes from the data files, off the caller's thread.
-    private func deliver(_ read: PendingRead) {
-        let storage = lock.withLock { torrents[read.hash]?.storage }
-        guard let storage else { return read.reply.error(EIO) }
-        io.async { [self] in serve(storage, read.range, read.reply) }
-    }
-
-    private func serve(_ storage: FileStorage, _ range: Range<Int64>, _ reply: ReadReply) {
-        let count = Int(range.count)
-        let buffer = buffers.take(count)
-        defer { buffers.give(buffer) }
-        let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
-        do {
-            try storage.read(at: range.lowerBound, into: slice)
-            reply.data(UnsafeRawBufferPointer(slice))
-        } catch {
-            logger.error("cannot read data", metadata: ["error": "\(error)"])
-            reply.error(EIO)
-        }
-    }
-
-    // MARK: Deadlines (lock held)
-
-    /// Deadlines are held by open handles (their readahead) and by waiting reads, whose ids
-    /// come from the caller: the top bit keeps the two apart.
-    static func holder(read request: UInt64) -> UInt64 { request | (1 << 63) }
-
-    private func hold(_ mounted: Mounted, piece: Int, holder: UInt64, deadline: Int64,
-                      changes: inout [(piece: Int, deadline: Int64?)]) {
-        mounted.holds[piece, default: [:]][holder] = deadline
-        let nearest = mounted.holds[piece]!.values.min()!
-        if mounted.sentDeadlines[piece] != nearest {
-            mounted.sentDeadlines[piece] = nearest
-            changes.append((piece, nearest))
-        }
-    }
-
-    private func release(_ mounted: Mounted, piece: Int, holder: UInt64, changes: inout [(piece: Int, deadline: Int64?)]) {
-        guard mounted.holds[piece]?.removeValue(forKey: holder) != nil else { return }
-        let nearest = mounted.holds[piece]?.values.min()
-        if nearest == nil { mounted.holds[piece] = nil }
-        if mounted.sentDeadlines[piece] != nearest {
-            mounted.sentDeadlines[piece] = nearest
-            changes.append((piece, nearest))
-        }
-    }
-
-    /// Hands deadline changes to the engine; called with the lock held so that changes
-    /// reach it in the order they were decided.
-    private func send(_ mounted: Mounted, _ changes: [(piece: Int, deadline: Int64?)]) {
-        guard !changes.isEmpty else { return }
-        session.setDeadlines(mounted.hash, changes)
-    }
-
-    /// Arms the read timeout of a pending read (when the option is set).
-    private func armTimeout(_ request: UInt64) {
-        guard let timeout = options.readTimeout, timeout > 0 else { return }
-        io.asyncAfter(deadline: .now() + timeout) { [weak self] in self?.fail(request, EIO) }
+    public func interrupt(_ request: UInt64) {
+        lock.withLock { pending[request] }?.cancel(.cancelled)
     }
 
     // MARK: Writing (`.add`)
@@ -876,7 +622,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         let shown = AddInput.looksBencoded(input) ? "(\(input.count) bytes of bencoded data)"
             : AddInput.snippet(String(String(decoding: input.prefix(200), as: UTF8.self).reversed()
                 .drop { $0.isWhitespace }.reversed()))
-        let record = AddErrorRecord(time: ISO8601DateFormatter().string(from: Date()), input: shown,
+        let record = StatusDocument.RefusedInput(time: ISO8601DateFormatter().string(from: Date()), input: shown,
                                     error: error.description)
         lock.withLock {
             addErrors.append(record)
@@ -896,7 +642,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
 
     /// `rmdir` of a torrent folder in the mount root removes the torrent.
     public func rmdir(parent: UInt64, name: String, reply: @escaping @Sendable (Int32) -> Void) {
-        let removed = lock.withLock { () -> (Mounted, [PendingRead], [@Sendable (Int32?) -> Void])? in
+        let removed = lock.withLock { () -> (Mounted, [ParkedRead], [@Sendable (Int32?) -> Void])? in
             guard case .root = nodes[parent] else { return nil }
             guard let mounted = torrents.values.first(where: { $0.folderName == name }) else { return nil }
             torrents[mounted.hash] = nil
@@ -904,11 +650,9 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             for inode in mounted.children.keys { nodes[inode] = nil }
             for inode in mounted.fileInodes.values { nodes[inode] = nil }
             let reads = pending.values.filter { $0.hash == mounted.hash }
-            for read in reads where !read.registering { pending[read.id] = nil }
-            for read in reads where read.registering { read.outcome = EIO }
             let waiters = Array(mounted.metadataWaiters.values)
             mounted.metadataWaiters = [:]
-            return (mounted, reads.filter { !$0.registering }, waiters)
+            return (mounted, reads, waiters)
         }
         guard let (mounted, reads, waiters) = removed else {
             let code = lock.withLock { () -> Int32 in
@@ -919,10 +663,9 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             }
             return reply(code)
         }
-        for read in reads { read.reply.error(EIO) }
+        for read in reads { read.cancel(.removed) }
         for waiter in waiters { waiter(ENOENT) }  // the folder is gone
         library.remove(mounted.hash)
-        mounted.storage?.close()
         let deleteData = options.removeData
         let directory = dataDirectory(for: mounted.hash)
         let session = session
@@ -983,7 +726,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             case "user.torrentfs.progress":
                 guard let info = mounted.metainfo?.info else { return .success(Array("0.0000".utf8)) }
                 let span = range ?? 0..<info.totalLength
-                let fraction = span.isEmpty ? 1 : Double(verifiedBytes(mounted, in: span)) / Double(span.count)
+                let fraction = span.isEmpty ? 1 : Double(session.verifiedBytes(hash, in: span)) / Double(span.count)
                 return .success(Array(String(format: "%.4f", fraction).utf8))
             case "user.torrentfs.peers":
                 return nil
@@ -992,7 +735,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             }
         }
         if let result { return reply(result) }
-        session.withStats { [weak self] stats in
+        session.withStatus { [weak self] status in
             guard let self else { return reply(.failure(FSError(EIO))) }
             let hash = self.lock.withLock { () -> InfoHash? in
                 switch self.nodes[inode] {
@@ -1000,91 +743,31 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 default: return nil
                 }
             }
-            guard let hash, let stat = stats.first(where: { $0.infoHash == hash.hex }) else { return reply(.failure(FSError(ENOENT))) }
+            guard let hash, let stat = status.torrents.first(where: { $0.infoHash == hash.hex }) else {
+                return reply(.failure(FSError(ENOENT)))
+            }
             reply(.success(Array("\(stat.peers.count)".utf8)))
         }
     }
 
     // MARK: .status
 
-    struct StatusDocument: Codable {
-        var listenPort: Int
-        var torrents: [TorrentStatus]
-        var addErrors: [AddErrorRecord]
-    }
-
-    struct TorrentStatus: Codable {
-        var folder: String
-        var name: String
-        var infoHash: String
-        var magnet: String
-        var state: String
-        var progress: Double
-        var totalSize: Int64?
-        var verifiedBytes: Int64
-        var downloaded: Int64
-        var uploaded: Int64
-        var downloadRate: Double
-        var uploadRate: Double
-        /// Seconds until every wanted piece is here, at the current rate.
-        var eta: Double?
-        var peers: [TorrentStats.Peer]
-        var knownPeers: Int
-        var hashFailures: Int
-        var bannedPeers: Int
-        var trackers: [TrackerStatus]
-        var error: String?
-    }
-
-    func statusDocument(_ stats: [TorrentStats]) -> [UInt8] {
+    /// The engine's status document with the mount's own fields: each torrent's folder,
+    /// only mounted torrents, in folder order, and the refused `.add` inputs.
+    func statusDocument(_ status: StatusDocument) -> [UInt8] {
         let document = lock.withLock { () -> StatusDocument in
-            let byHash = Dictionary(stats.map { ($0.infoHash, $0) }, uniquingKeysWith: { first, _ in first })
-            let entries = torrents.values.sorted { $0.folderName < $1.folderName }.map { mounted -> TorrentStatus in
-                let stat = byHash[mounted.hash.hex]
-                let total = mounted.metainfo?.info.totalLength
-                let verified = mounted.metainfo.map { verifiedBytes(mounted, in: 0..<$0.info.totalLength) } ?? 0
-                return TorrentStatus(folder: mounted.folderName, name: mounted.metainfo?.info.name ?? mounted.folderName,
-                                     infoHash: mounted.hash.hex, magnet: mounted.magnet.uri,
-                                     state: stat?.state.rawValue ?? "stopped",
-                                     progress: total.map { $0 > 0 ? Double(verified) / Double($0) : 1 } ?? 0,
-                                     totalSize: total, verifiedBytes: verified, downloaded: stat?.downloaded ?? 0,
-                                     uploaded: stat?.uploaded ?? 0, downloadRate: stat?.downloadRate ?? 0,
-                                     uploadRate: stat?.uploadRate ?? 0, eta: stat?.eta, peers: stat?.peers ?? [],
-                                     knownPeers: stat?.knownPeers ?? 0, hashFailures: stat?.hashFailures ?? 0,
-                                     bannedPeers: stat?.bannedPeers ?? 0, trackers: stat?.trackers ?? [],
-                                     error: stat?.error)
-            }
-            return StatusDocument(listenPort: listenPort, torrents: entries, addErrors: addErrors)
+            var document = status
+            document.torrents = status.torrents.compactMap { stat in
+                guard let hash = InfoHash(string: stat.infoHash), let mounted = torrents[hash] else { return nil }
+                var stat = stat
+                stat.folder = mounted.folderName
+                return stat
+            }.sorted { ($0.folder ?? "") < ($1.folder ?? "") }
+            document.addErrors = addErrors
+            return document
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return Array((try? encoder.encode(document)) ?? Data("{}".utf8)) + [UInt8(ascii: "\n")]
     }
-}
-
-/// Reusable read buffers: reads of up to 1 MiB are common, and a fresh allocation of that
-/// size costs page faults every time.
-final class BufferPool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var free: [UnsafeMutableRawBufferPointer] = []
-    static let keep = 16
-
-    func take(_ size: Int) -> UnsafeMutableRawBufferPointer {
-        if let buffer = lock.withLock({ () -> UnsafeMutableRawBufferPointer? in
-            guard let index = free.firstIndex(where: { $0.count >= size }) else { return nil }
-            return free.remove(at: index)
-        }) { return buffer }
-        return .allocate(byteCount: max(size, 1 << 20), alignment: 4096)
-    }
-
-    func give(_ buffer: UnsafeMutableRawBufferPointer) {
-        let kept = lock.withLock { () -> Bool in
-            guard free.count < Self.keep else { return false }
-            free.append(buffer)
-            return true
-        }
-        if !kept { buffer.deallocate() }
-    }
-
-    deinit { for buffer in free { buffer.deallocate() } }
 }

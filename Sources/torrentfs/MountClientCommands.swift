@@ -58,9 +58,8 @@ struct AddCommand: ParsableCommand {
 
     static func lastAddError(mountpoint: String) -> String? {
         guard let data = FileManager.default.contents(atPath: mountpoint + "/.status"),
-              let document = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let errors = document["addErrors"] as? [[String: Any]], let last = errors.last else { return nil }
-        return last["error"] as? String
+              let document = try? JSONDecoder().decode(StatusDocument.self, from: data) else { return nil }
+        return document.addErrors.last?.error
     }
 }
 
@@ -93,32 +92,25 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     static func render(_ data: Data) throws -> String {
-        guard let document = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let torrents = document["torrents"] as? [[String: Any]] else {
+        guard let document = try? JSONDecoder().decode(StatusDocument.self, from: data) else {
             throw CLIError("unreadable .status")
         }
-        if torrents.isEmpty { return "no torrents (add one: torrentfs add MOUNTPOINT MAGNET)" }
+        if document.torrents.isEmpty { return "no torrents (add one: torrentfs add MOUNTPOINT MAGNET)" }
         var lines: [String] = []
-        for torrent in torrents {
-            let folder = torrent["folder"] as? String ?? "?"
-            let state = torrent["state"] as? String ?? "?"
-            let progress = (torrent["progress"] as? Double ?? 0) * 100
-            let down = ByteCount.format(Int64(torrent["downloadRate"] as? Double ?? 0))
-            let up = ByteCount.format(Int64(torrent["uploadRate"] as? Double ?? 0))
-            let peers = (torrent["peers"] as? [Any])?.count ?? 0
-            let eta = (torrent["eta"] as? Double).map { ProgressReporter.duration($0) } ?? "-"
-            
-            let size = (torrent["totalSize"] as? Int64).map { ByteCount.format($0) } ?? "?"
+        for torrent in document.torrents {
+            let progress = torrent.progress * 100
+            let eta = torrent.eta.map { ProgressReporter.duration($0) } ?? "-"
+            let size = torrent.totalSize.map { ByteCount.format($0) } ?? "?"
             let width = 20
             let filled = Int(progress / 100 * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
             lines.append(String(format: "%@  [%@] %5.1f%%  %@  ↓%@/s ↑%@/s  %d peers  ETA %@  %@",
-                                folder, bar, progress, size, down, up, peers, eta, state))
-            if let error = torrent["error"] as? String { lines.append("    error: \(error)") }
+                                torrent.folder ?? torrent.name, bar, progress, size,
+                                ByteCount.format(Int64(torrent.downloadRate)), ByteCount.format(Int64(torrent.uploadRate)),
+                                torrent.peers.count, eta, torrent.state.rawValue))
+            if let error = torrent.error { lines.append("    error: \(error)") }
         }
-        if let errors = document["addErrors"] as? [[String: Any]], let last = errors.last {
-            lines.append("last refused .add: \(last["error"] as? String ?? "?")")
-        }
+        if let last = document.addErrors.last { lines.append("last refused .add: \(last.error)") }
         return lines.joined(separator: "\n")
     }
 }

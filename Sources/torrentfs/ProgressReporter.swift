@@ -43,12 +43,13 @@ actor ProgressReporter {
     private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
 
     static func line(_ stats: TorrentStats, width: Int) -> String {
-        let filled = Int((stats.progress * Double(width)).rounded(.down))
+        // `download` fetches what is wanted (selected files): progress is of that.
+        let filled = Int((stats.wantedProgress * Double(width)).rounded(.down))
         let bar = String(repeating: "#", count: min(width, filled)) + String(repeating: "-", count: max(0, width - filled))
-        let total = stats.totalSize.map { ByteCount.format($0) } ?? "?"
+        let total = stats.totalSize == nil ? "?" : ByteCount.format(stats.wantedBytes)
         let eta = stats.eta.map { ProgressReporter.duration($0) } ?? "--:--"
-        return String(format: "[%@] %5.1f%%  %@/%@  %@/s  peers %d  ETA %@  %@", bar, stats.progress * 100,
-                      ByteCount.format(stats.verifiedBytes), total, ByteCount.format(Int64(stats.downloadRate)),
+        return String(format: "[%@] %5.1f%%  %@/%@  %@/s  peers %d  ETA %@  %@", bar, stats.wantedProgress * 100,
+                      ByteCount.format(stats.verifiedWantedBytes), total, ByteCount.format(Int64(stats.downloadRate)),
                       stats.peers.count, eta, stats.state.rawValue)
     }
 

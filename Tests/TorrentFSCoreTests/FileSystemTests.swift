@@ -65,6 +65,9 @@ struct FileSystemTests {
             // The small file spans two 16 KiB pieces; readahead stops at its end.
             #expect(stats.downloaded < 200_000, "downloaded \(stats.downloaded) of \(harness.metainfo.info.totalLength)")
             #expect(stats.state == .idle)
+            // Nothing is being fetched any more: nothing wanted, nothing left to wait for.
+            #expect(stats.wantedBytes == 0 && stats.eta == 0, "\(stats)")
+            #expect(stats.verifiedBytes > 0 && stats.progress == Double(stats.verifiedBytes) / Double(stats.totalSize ?? 1))
         } catch {
             Issue.record(error)
         }
@@ -87,6 +90,16 @@ struct FileSystemTests {
             #expect(try await harness.list(TorrentFileSystem.rootInode).get().contains("lonely"))
             #expect(harness.fs.getattr(file.inode).map(\.size) == .success(1 << 20))
             #expect((try await harness.status()["torrents"] as! [Any]).count == 1)
+            // What the reads wait for is what is wanted now; no rate, so no ETA.
+            var waitedFor: [String: Any] = [:]
+            for _ in 0..<100 {
+                waitedFor = try #require((try await harness.status()["torrents"] as! [[String: Any]]).first)
+                if (waitedFor["wantedBytes"] as? Int ?? 0) > 0 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect((waitedFor["wantedBytes"] as? Int ?? 0) >= 2 * (64 << 10), "\(waitedFor)")
+            #expect(waitedFor["verifiedWantedBytes"] as? Int == 0 && waitedFor["eta"] == nil, "\(waitedFor)")
+            #expect(waitedFor["folder"] as? String == "lonely" && waitedFor["progress"] as? Double == 0)
             try await Task.sleep(for: .milliseconds(100))
             #expect(!first.reply.isAnswered && !second.reply.isAnswered)
             // Ctrl-C in the reader: EINTR for that read only.

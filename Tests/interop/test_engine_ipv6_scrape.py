@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -82,3 +83,43 @@ def test_mount_status_shows_scrape_counts(scheme, content, tmp_path, procs, torr
     first = mnt / content.name / name
     if first.is_file():
         assert first.read_bytes() == (content.root / name).read_bytes()
+
+
+def test_udp_tracker_over_ipv6_from_the_listen_port(content, tmp_path, procs, torrentfs_bin):  # noqa: F811
+    """Announces to a UDP tracker at [::1] leave from the session's one UDP port
+    (the TCP listen port), and the IPv6 peers it names are dialed."""
+    from udp_tracker import UDPTracker
+    torrent = tmp_path / "data.torrent"
+    seeder_torrent = tmp_path / "seed.torrent"
+    torrentfs_create(torrentfs_bin, content.root, seeder_torrent)
+    seeder = LtPeer(procs, "lt-seed6u", content.parent, torrent=seeder_torrent, listen="[::1]:0")
+    seeder.wait_listening()
+    seeder.wait_seeding(SEED_CHECK_TIMEOUT)
+    tracker = UDPTracker("::1", peers=[("::1", seeder.port)])
+    try:
+        torrentfs_create(torrentfs_bin, content.root, torrent, trackers=[tracker.url])
+        port = free_port()
+        out = tmp_path / "out"
+        dl = start_download(procs, torrentfs_bin, tmp_path, torrent, out, port=port)
+        wait_exit_ok(dl, TRANSFER_TIMEOUT, "torrentfs download via a UDP tracker over ::1")
+        assert_same_tree(content.root, out / content.name, "torrentfs download via UDP tracker over ::1")
+        announces = tracker.announces()
+        assert announces, f"no announce reached the tracker: {tracker.requests}"
+        assert {(a[0], a[1], a[3]) for a in announces} == {("::1", port, port)}, announces
+    finally:
+        tracker.stop()
+
+
+def test_seed_listens_on_tcp_and_udp_both_stacks(content, tmp_path, procs, torrentfs_bin):  # noqa: F811
+    torrent = tmp_path / "data.torrent"
+    torrentfs_create(torrentfs_bin, content.root, torrent)
+    port = free_port()
+    seed = start_seed(procs, torrentfs_bin, tmp_path, torrent, content.parent, port)
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        wait_tcp(host, port, proc=seed)
+        # The UDP port is taken (by our dual-stack socket): binding it fails.
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            with pytest.raises(OSError):
+                probe.bind((host, port))

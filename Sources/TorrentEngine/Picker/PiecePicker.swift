@@ -232,6 +232,8 @@ public struct PiecePicker: Sendable {
         hashing.remove(piece.value)
         partial[piece.value] = nil
         have[piece.value] = true
+        // A deadline is met once the piece is here; it no longer counts as wanted.
+        deadline[piece.value] = nil
         deadlinePieces.removeAll { $0 == piece.value }
         orderDirty = true
     }

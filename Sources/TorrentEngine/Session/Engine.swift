@@ -25,12 +25,14 @@ final class Engine: @unchecked Sendable {
     var startingWaits = Set<Int>()
     var cancelledWaits = Set<Int>()
     var stopped = false
-    /// Told about verified pieces, checks and metadata (the filesystem).
-    var observer: (any SessionObserver)?
+    /// Told about verified pieces, checks and metadata (the filesystem, the HTTP server).
+    var observers: [ObjectIdentifier: any SessionObserver] = [:]
+    /// Streaming reads of every torrent (thread-safe; told about checks and pieces first).
+    let reads: ReadCoordinator
     /// HTTP(S) for trackers; redirects bounded (RELIABILITY: at most 5).
     let httpClient: HTTPClient
-    /// One UDP socket for every UDP tracker.
-    var udpChannel: Channel?
+    /// The session's UDP socket (trackers; the DHT and uTP share it), on the listen port.
+    var udpPort: UDPPort?
 
     init(configuration: SessionConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -45,6 +47,12 @@ final class Engine: @unchecked Sendable {
         let now = Engine.now()
         downloadBucket = TokenBucket(rate: configuration.downloadLimit, now: now)
         uploadBucket = TokenBucket(rate: configuration.uploadLimit, now: now)
+        let owner = EngineReference()
+        let loop = loop
+        reads = ReadCoordinator(logger: logger, clock: { Engine.now() }, sendDeadlines: { hash, changes in
+            loop.execute { owner.engine?.torrents[hash]?.setDeadlines(changes) }
+        })
+        owner.engine = self
     }
 
     /// Monotonic nanoseconds.
@@ -202,31 +210,47 @@ final class Engine: @unchecked Sendable {
         connection.close(.protocolViolation(what))
     }
 
-    // MARK: UDP (trackers)
+    // MARK: UDP (one port: trackers now, DHT and uTP next)
 
+    /// Binds the UDP port to the TCP listen port (both stacks); if that port is taken for
+    /// UDP, any free port, so trackers still work.
     func startUDP() -> EventLoopFuture<Void> {
-        DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UDPHandler(engine: self))
-                }
+        let receive: @Sendable (DatagramKind, [UInt8], SocketAddress) -> Void = { [self] kind, bytes, sender in
+            udpReceived(kind, bytes, from: sender)
+        }
+        return UDPPort.bind(port: listenPort, on: loop, receive: receive)
+            .flatMapError { [self] error in
+                logger.warning("UDP port differs from the TCP port", metadata: ["port": "\(listenPort)", "error": "\(error)"])
+                return UDPPort.bind(port: 0, on: loop, receive: receive)
             }
-            .bind(host: "0.0.0.0", port: 0)
-            .map { [self] channel in udpChannel = channel }
-            .recover { [self] error in logger.warning("no UDP socket for trackers", metadata: ["error": "\(error)"]) }
+            .map { [self] port in
+                udpPort = port
+                logger.info("UDP listening", metadata: ["port": "\(port.port)", "ipv6": "\(port.isIPv6)"])
+            }
+            .recover { [self] error in logger.warning("no UDP socket", metadata: ["error": "\(error)"]) }
     }
 
     func sendUDP(_ bytes: [UInt8], to address: SocketAddress) {
-        guard let udpChannel else { return }
-        let envelope = AddressedEnvelope(remoteAddress: address, data: udpChannel.allocator.buffer(bytes: bytes))
-        udpChannel.writeAndFlush(envelope, promise: nil)
+        udpPort?.send(bytes, to: address)
     }
 
-    func udpReceived(_ bytes: [UInt8], from address: SocketAddress) {
-        for torrent in torrents.values {
-            if torrent.announcer?.udpReceived(bytes, from: address) == true { return }
+    func udpReceived(_ kind: DatagramKind, _ bytes: [UInt8], from address: SocketAddress) {
+        switch kind {
+        case .tracker:
+            for torrent in torrents.values {
+                if torrent.announcer?.udpReceived(bytes, from: address) == true { return }
+            }
+        case .dht, .utp:
+            udpPort?.dropped[kind, default: 0] += 1
         }
+    }
+
+    // MARK: Status
+
+    func status() -> StatusDocument {
+        let now = Engine.now()
+        return StatusDocument(listenPort: listenPort,
+                              torrents: torrents.values.map { $0.stats(now: now) }.sorted { $0.name < $1.name })
     }
 
     // MARK: Timer
@@ -246,6 +270,11 @@ final class Engine: @unchecked Sendable {
     }
 }
 
+/// The engine as the read coordinator's deadline callback sees it (set once, at init).
+private final class EngineReference: @unchecked Sendable {
+    weak var engine: Engine?
+}
+
 /// Listening state carried between the chained binds (touched only on the loop).
 private final class ListenProgress: @unchecked Sendable {
     var port: Int
@@ -253,18 +282,4 @@ private final class ListenProgress: @unchecked Sendable {
     var errors: [String] = []
 
     init(port: Int) { self.port = port }
-}
-
-/// Hands tracker datagrams to the engine.
-final class UDPHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    let engine: Engine
-
-    init(engine: Engine) { self.engine = engine }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        let bytes = envelope.data.getBytes(at: envelope.data.readerIndex, length: envelope.data.readableBytes) ?? []
-        engine.udpReceived(bytes, from: envelope.remoteAddress)
-    }
 }

@@ -120,13 +120,6 @@ public final class Session: Sendable {
         return try? await engine.loop.submit { engine.torrents[infoHash]?.stats(now: Engine.now()) }.get()
     }
 
-    public func allStats() async -> [TorrentStats] {
-        let engine = engine
-        return (try? await engine.loop.submit {
-            let now = Engine.now()
-            return engine.torrents.values.map { $0.stats(now: now) }.sorted { $0.name < $1.name }
-        }.get()) ?? []
-    }
 
     /// Stops a torrent, saving its resume data; with `deleteData`, its data files and resume
     /// file are deleted instead.
@@ -134,6 +127,7 @@ public final class Session: Sendable {
         let engine = engine
         try? await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
             guard let torrent = engine.torrents.removeValue(forKey: infoHash) else { return engine.loop.makeSucceededVoidFuture() }
+            engine.reads.removed(infoHash)
             let stopped = torrent.stop()
             guard deleteData else { return stopped }
             // Deleted even if saving its resume data failed: that file goes too.
@@ -141,11 +135,29 @@ public final class Session: Sendable {
         }.get()
     }
 
-    /// Receives piece, metadata and check events from every torrent, on the engine's
-    /// thread: implementations must return quickly and never block.
-    public func setObserver(_ observer: (any SessionObserver)?) async {
+    /// Adds a receiver of piece, metadata and check events from every torrent, called on
+    /// the engine's thread: implementations must return quickly and never block.
+    public func addObserver(_ observer: any SessionObserver) async {
         let engine = engine
-        try? await engine.loop.submit { engine.observer = observer }.get()
+        try? await engine.loop.submit { engine.observers[ObjectIdentifier(observer)] = observer }.get()
+    }
+
+    public func removeObserver(_ observer: any SessionObserver) async {
+        let engine = engine
+        try? await engine.loop.submit { engine.observers[ObjectIdentifier(observer)] = nil }.get()
+    }
+
+    /// Opens a streaming reader of file `fileIndex` (an index into `info.files`) of a torrent
+    /// of this session. Thread-safe and immediate: reads wait for the data, not the reader.
+    public func openReader(_ infoHash: InfoHash, info: InfoDictionary, fileIndex: Int,
+                           options: ReaderOptions = ReaderOptions()) -> TorrentReader {
+        engine.reads.open(infoHash, info: info, fileIndex: fileIndex, options: options)
+    }
+
+    /// Verified bytes of a torrent within `range` of its byte stream (0 until checked).
+    /// Thread-safe and immediate.
+    public func verifiedBytes(_ infoHash: InfoHash, in range: Range<Int64>) -> Int64 {
+        engine.reads.verifiedBytes(infoHash, in: range)
     }
 
     /// Sets (or, with nil, clears) the time by which pieces are needed, on the clock of
@@ -163,14 +175,17 @@ public final class Session: Sendable {
         return try? await engine.loop.submit { engine.torrents[infoHash]?.picker?.have }.get()
     }
 
-    /// Calls `completion` on the engine's thread with every torrent's stats, without
-    /// suspending the caller (for callers that must not wait, such as filesystem threads).
-    public func withStats(_ completion: @escaping @Sendable ([TorrentStats]) -> Void) {
+    /// The session's status document (torrents sorted by name).
+    public func status() async -> StatusDocument {
         let engine = engine
-        engine.loop.execute {
-            let now = Engine.now()
-            completion(engine.torrents.values.map { $0.stats(now: now) })
-        }
+        return (try? await engine.loop.submit { engine.status() }.get()) ?? StatusDocument(listenPort: 0, torrents: [])
+    }
+
+    /// Calls `completion` on the engine's thread with the status document, without
+    /// suspending the caller (for callers that must not wait, such as filesystem threads).
+    public func withStatus(_ completion: @escaping @Sendable (StatusDocument) -> Void) {
+        let engine = engine
+        engine.loop.execute { completion(engine.status()) }
     }
 
     /// Fetches a small resource (a .torrent file) over HTTP(S); fails past `limit` bytes,
@@ -193,8 +208,9 @@ public final class Session: Sendable {
         try? await engine.loop.flatSubmit { () -> EventLoopFuture<Void> in
             engine.stopped = true
             engine.timer?.cancel()
+            engine.reads.shutDown()
             let stops = engine.torrents.values.map { $0.stop() }
-            let closes = (engine.listeners + [engine.udpChannel].compactMap { $0 }).map { $0.close() }
+            let closes = engine.listeners.map { $0.close() } + [engine.udpPort?.close()].compactMap { $0 }
             return EventLoopFuture.andAllComplete(stops + closes, on: engine.loop)
         }.get()
         try? await engine.httpClient.shutdown()
@@ -203,7 +219,7 @@ public final class Session: Sendable {
     }
 }
 
-/// Events from the engine, delivered on its thread.
+/// Events from the engine, delivered on its thread. Each has a default that ignores it.
 public protocol SessionObserver: AnyObject, Sendable {
     /// The torrent's pieces on disk were checked (after adding, or once metadata arrived).
     func torrentChecked(_ infoHash: InfoHash, have: Bitfield)
@@ -211,4 +227,10 @@ public protocol SessionObserver: AnyObject, Sendable {
     func pieceVerified(_ infoHash: InfoHash, piece: Int)
     /// Metadata fetched from peers (magnet links) matched the info hash.
     func metadataReceived(_ infoHash: InfoHash, metainfo: Metainfo)
+}
+
+extension SessionObserver {
+    public func torrentChecked(_ infoHash: InfoHash, have: Bitfield) {}
+    public func pieceVerified(_ infoHash: InfoHash, piece: Int) {}
+    public func metadataReceived(_ infoHash: InfoHash, metainfo: Metainfo) {}
 }

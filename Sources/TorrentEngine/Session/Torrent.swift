@@ -75,8 +75,6 @@ final class Torrent: @unchecked Sendable {
     var retryingWrites = false
     static let writeRetryInterval: Int64 = 5_000_000_000
     var verifiedBytes: Int64 = 0
-    /// Bytes of the pieces we want (all, unless files were deselected).
-    var wantedBytes: Int64?
     var lastPEXSent: [Int: Int64] = [:]
     var announcer: TrackerAnnouncer?
 
@@ -218,7 +216,8 @@ final class Torrent: @unchecked Sendable {
         updateState()
         logger.info("checked", metadata: ["have": "\(have.setCount)/\(have.count)"])
         for peer in peers.values where peer.session != nil { announceHaves(to: peer); updateInterest(peer) }
-        engine.observer?.torrentChecked(infoHash, have: have)
+        if let storage { engine.reads.checked(infoHash, lengths: metainfo.info.lengths, storage: storage, have: have) }
+        for observer in engine.observers.values { observer.torrentChecked(infoHash, have: have) }
     }
 
     /// Sets or clears read deadlines (engine clock); pieces already verified are ignored.
@@ -250,7 +249,6 @@ final class Torrent: @unchecked Sendable {
             for piece in range.lowerBound.value...range.upperBound.value { wanted[piece] = true }
         }
         for piece in info.lengths.pieces where !wanted[piece.value] { picker.setPriority(PiecePicker.skip, for: piece) }
-        wantedBytes = wanted.setIndices.reduce(0) { $0 + Int64(info.lengths.pieceSize(info.lengths.piece($1)!)) }
     }
 
     private func updateState() {
@@ -627,7 +625,8 @@ final class Torrent: @unchecked Sendable {
         picker?.pieceVerified(piece)
         verifiedBytes += Int64(size)
         resumeDirty = true
-        engine.observer?.pieceVerified(infoHash, piece: piece.value)
+        engine.reads.pieceVerified(infoHash, piece: piece.value)
+        for observer in engine.observers.values { observer.pieceVerified(infoHash, piece: piece.value) }
         for peer in peers.values where peer.session != nil {
             peer.send(.have(piece: piece.value))
             updateInterest(peer)
@@ -818,7 +817,7 @@ final class Torrent: @unchecked Sendable {
         let waiters = metadataWaiters
         metadataWaiters = []
         waiters.forEach { $0.succeed(metainfo) }
-        engine.observer?.metadataReceived(infoHash, metainfo: metainfo)
+        for observer in engine.observers.values { observer.metadataReceived(infoHash, metainfo: metainfo) }
         for peer in peers.values {
             guard var session = peer.session else { continue }
             let events = session.metadataKnown(metainfo.info.lengths)
@@ -974,10 +973,22 @@ final class Torrent: @unchecked Sendable {
 
     func stats(now: Int64) -> TorrentStats {
         let total = metainfo?.info.totalLength
-        let wanted = wantedBytes ?? total ?? 0
-        let progress = wanted > 0 ? min(1, Double(verifiedBytes) / Double(wanted)) : 0
+        // Wanted: selected or waited for by a reader; missing: wanted and not here yet.
+        var wanted: Int64 = 0
+        var verifiedWanted: Int64 = 0
+        var missing: Int64 = 0
+        if let picker {
+            let lengths = picker.lengths
+            for index in lengths.pieces {
+                guard picker.priority(of: index) != PiecePicker.skip || picker.deadline(of: index) != nil else { continue }
+                let size = Int64(lengths.pieceSize(index))
+                wanted += size
+                if picker.have[index.value] { verifiedWanted += size } else { missing += size }
+            }
+        }
         let rate = downloadMeter.rate(now: now)
-        let remaining = Double(max(0, wanted - verifiedBytes))
+        let known = picker != nil
+        let eta: Double? = !known ? nil : missing == 0 ? 0 : rate > 0 ? Double(missing) / rate : nil
         let peerStats = peers.values.sorted { $0.id < $1.id }.map { peer -> TorrentStats.Peer in
             let bits = peer.session?.peerHas
             return TorrentStats.Peer(address: peer.address.description, client: peer.client, incoming: peer.incoming,
@@ -988,11 +999,15 @@ final class Torrent: @unchecked Sendable {
                                      amChoking: peer.session?.amChoking ?? true,
                                      progress: bits.map { $0.count > 0 ? Double($0.setCount) / Double($0.count) : 0 } ?? 0)
         }
-        return TorrentStats(name: name, infoHash: infoHash.hex, state: state, progress: progress, totalSize: total,
-                            verifiedBytes: verifiedBytes, downloaded: downloadMeter.total, uploaded: uploadMeter.total,
-                            downloadRate: rate, uploadRate: uploadMeter.rate(now: now),
-                            eta: rate > 0 && remaining > 0 ? remaining / rate : (remaining <= 0 && total != nil ? 0 : nil),
-                            peers: peerStats, knownPeers: known.count, hashFailures: hashFailures,
+        let link = magnet ?? metainfo.map { MagnetLink(metainfo: $0) }
+        return TorrentStats(name: name, infoHash: infoHash.hex, magnet: link?.uri ?? "magnet:?xt=urn:btih:\(infoHash.hex)",
+                            folder: nil, state: state, totalSize: total, verifiedBytes: verifiedBytes,
+                            progress: total.map { $0 > 0 ? min(1, Double(verifiedBytes) / Double($0)) : 1 } ?? 0,
+                            wantedBytes: wanted, verifiedWantedBytes: verifiedWanted,
+                            wantedProgress: wanted > 0 ? Double(verifiedWanted) / Double(wanted) : (known ? 1 : 0),
+                            downloaded: downloadMeter.total, uploaded: uploadMeter.total,
+                            downloadRate: rate, uploadRate: uploadMeter.rate(now: now), eta: eta,
+                            peers: peerStats, knownPeers: self.known.count, hashFailures: hashFailures,
                             bannedPeers: banned.count, trackers: trackerStatus, error: error ?? storageError)
     }
 }

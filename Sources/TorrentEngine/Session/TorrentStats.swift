@@ -1,6 +1,37 @@
 import BitTorrent
 
-/// A snapshot of one torrent for the CLI and the filesystem.
+/// The status of a session: what `.status` holds, `torrentfs status` shows and its
+/// `--json` prints. One schema, produced by the engine; front ends fill their own fields
+/// (`folder`, `addErrors`).
+public struct StatusDocument: Sendable, Codable, Hashable {
+    /// TCP and UDP port the session listens on.
+    public var listenPort: Int
+    public var torrents: [TorrentStats]
+    /// Inputs the mount's `.add` refused, newest last.
+    public var addErrors: [RefusedInput]
+
+    public struct RefusedInput: Sendable, Codable, Hashable {
+        /// ISO 8601.
+        public var time: String
+        /// What was written (shortened).
+        public var input: String
+        public var error: String
+
+        public init(time: String, input: String, error: String) {
+            self.time = time
+            self.input = input
+            self.error = error
+        }
+    }
+
+    public init(listenPort: Int, torrents: [TorrentStats], addErrors: [RefusedInput] = []) {
+        self.listenPort = listenPort
+        self.torrents = torrents
+        self.addErrors = addErrors
+    }
+}
+
+/// A snapshot of one torrent, part of the `StatusDocument`.
 public struct TorrentStats: Sendable, Codable, Hashable {
     public enum State: String, Sendable, Codable {
         case checking, fetchingMetadata = "fetching metadata", downloading, idle, seeding, paused, error
@@ -21,16 +52,29 @@ public struct TorrentStats: Sendable, Codable, Hashable {
 
     public var name: String
     public var infoHash: String
+    /// A magnet link of the torrent (its trackers included).
+    public var magnet: String
+    /// The torrent's folder in the mount root (set by the mount; nil elsewhere).
+    public var folder: String?
     public var state: State
-    /// Fraction of wanted bytes verified (0…1); 0 until metadata is known.
-    public var progress: Double
+    /// Bytes of the whole torrent; nil until metadata is known.
     public var totalSize: Int64?
+    /// Verified bytes of the whole torrent.
     public var verifiedBytes: Int64
+    /// `verifiedBytes / totalSize` (0…1); 0 until metadata is known.
+    public var progress: Double
+    /// Bytes of the pieces wanted: those of selected files plus those a reader waits for.
+    public var wantedBytes: Int64
+    /// Verified bytes among the wanted pieces.
+    public var verifiedWantedBytes: Int64
+    /// `verifiedWantedBytes / wantedBytes` (0…1); 1 when nothing is wanted.
+    public var wantedProgress: Double
     public var downloaded: Int64
     public var uploaded: Int64
     public var downloadRate: Double
     public var uploadRate: Double
-    /// Seconds to completion at the current rate, when it can be estimated.
+    /// Seconds until the pieces being fetched are here at the current rate (0 when none
+    /// is missing), when it can be estimated.
     public var eta: Double?
     public var peers: [Peer]
     public var knownPeers: Int

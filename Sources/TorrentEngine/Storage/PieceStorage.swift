@@ -8,6 +8,8 @@ public protocol PieceStorage: AnyObject, Sendable {
     func write(_ bytes: [UInt8], at offset: Int64) throws(EngineError)
     /// Reads `length` bytes at `offset` (into a fresh array).
     func read(at offset: Int64, length: Int) throws(EngineError) -> [UInt8]
+    /// Reads `buffer.count` bytes at `offset` into `buffer` (streaming reads reuse buffers).
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(EngineError)
     /// Makes everything written so far durable.
     func sync() throws(EngineError)
     /// Size and modification time of each non-padding file, for resume data; nil where
@@ -15,6 +17,13 @@ public protocol PieceStorage: AnyObject, Sendable {
     func fileStates() -> [FileState?]
     /// Releases file descriptors.
     func close()
+}
+
+extension PieceStorage {
+    public func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(EngineError) {
+        let bytes = try read(at: offset, length: buffer.count)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    }
 }
 
 /// What resume data remembers of a data file.

@@ -1,0 +1,311 @@
+import BitTorrent
+import Foundation
+import Logging
+
+/// The streaming reads of every torrent of a session: which pieces each read waits for,
+/// the deadlines readers hold (their reads, their readahead), completion when pieces are
+/// verified, and serving verified bytes from the engine's storage.
+///
+/// Thread-safe: readers call in from their own threads (FUSE, HTTP), the engine's loop
+/// reports checks and verified pieces. One lock guards the tables; it is never held across
+/// I/O or a sink call. Deadline changes leave under the lock, so they reach the engine in
+/// the order they were decided.
+final class ReadCoordinator: @unchecked Sendable {
+    /// A blocking read's pieces are due `readSpacing` apart, in file order.
+    static let readSpacing: Int64 = 1_000_000
+    /// Readahead pieces are due this long after a read's, `readaheadSpacing` apart.
+    static let readaheadDelay: Int64 = 2_000_000_000
+    static let readaheadSpacing: Int64 = 20_000_000
+
+    private let lock = NSLock()
+    private var streams: [InfoHash: Stream] = [:]
+    private var nextID: UInt64 = 0
+    private var isShutDown = false
+    private let io = DispatchQueue(label: "torrentfs.reads", attributes: .concurrent)
+    private let buffers = BufferPool()
+    private let clock: @Sendable () -> Int64
+    private let sendDeadlines: @Sendable (InfoHash, [DeadlineTable.Change]) -> Void
+    private let logger: Logger
+
+    /// One torrent's reads.
+    final class Stream {
+        let lengths: Lengths
+        var storage: PieceStorage?
+        /// Verified pieces; nil until the engine has checked the data on disk.
+        var verified: Bitfield?
+        var deadlines = DeadlineTable()
+        /// Piece → reads waiting for it.
+        var waiting: [Int: Set<UInt64>] = [:]
+        var reads: [UInt64: PendingRead] = [:]
+        var readers: [UInt64: ReaderState] = [:]
+
+        init(lengths: Lengths) { self.lengths = lengths }
+
+        func isVerified(_ piece: Int) -> Bool { verified?[piece] == true }
+    }
+
+    struct ReaderState {
+        var window: ReadaheadWindow
+        /// Pieces this reader holds deadlines on for readahead.
+        var held = Set<Int>()
+        let timeout: Double?
+    }
+
+    final class PendingRead {
+        let id: UInt64
+        let reader: UInt64
+        let range: Range<Int64>
+        var missing: Set<Int>
+        let sink: any ReadSink
+
+        init(id: UInt64, reader: UInt64, range: Range<Int64>, missing: Set<Int>, sink: any ReadSink) {
+            self.id = id
+            self.reader = reader
+            self.range = range
+            self.missing = missing
+            self.sink = sink
+        }
+    }
+
+    init(logger: Logger, clock: @escaping @Sendable () -> Int64,
+         sendDeadlines: @escaping @Sendable (InfoHash, [DeadlineTable.Change]) -> Void) {
+        self.logger = logger
+        self.clock = clock
+        self.sendDeadlines = sendDeadlines
+    }
+
+    private func makeID() -> UInt64 {
+        nextID += 1
+        return nextID
+    }
+
+    // MARK: Readers
+
+    func open(_ infoHash: InfoHash, info: InfoDictionary, fileIndex: Int, options: ReaderOptions) -> TorrentReader {
+        lock.withLock {
+            let stream = streams[infoHash] ?? Stream(lengths: info.lengths)
+            streams[infoHash] = stream
+            let id = makeID()
+            stream.readers[id] = ReaderState(
+                window: ReadaheadWindow(initial: options.initialWindow, maximum: options.maximumWindow),
+                timeout: options.timeout)
+            return TorrentReader(infoHash: infoHash, fileIndex: fileIndex, file: info.files[fileIndex], id: id,
+                                 coordinator: self)
+        }
+    }
+
+    func close(_ reader: TorrentReader) {
+        let failed = lock.withLock { () -> [PendingRead] in
+            guard let stream = streams[reader.infoHash], let state = stream.readers.removeValue(forKey: reader.id) else {
+                return []
+            }
+            var changes: [DeadlineTable.Change] = []
+            for piece in state.held { stream.deadlines.release(piece, by: reader.id, changes: &changes) }
+            let reads = stream.reads.values.filter { $0.reader == reader.id }
+            for read in reads { forget(read, in: stream, changes: &changes) }
+            send(reader.infoHash, changes)
+            return reads
+        }
+        for read in failed { read.sink.failed(.cancelled) }
+    }
+
+    // MARK: Reading
+
+    func read(_ reader: TorrentReader, offset: Int64, size: Int, sink: any ReadSink) -> StreamRead {
+        enum Plan {
+            case fail(ReadFailure)
+            case empty
+            case serve(PieceStorage?, Range<Int64>)
+            case wait(UInt64, Double?)
+        }
+        let plan = lock.withLock { () -> Plan in
+            guard !isShutDown else { return .fail(.shutDown) }
+            guard let stream = streams[reader.infoHash], var state = stream.readers[reader.id] else { return .fail(.removed) }
+            let file = reader.file
+            guard offset >= 0, offset < file.length, size > 0 else { return .empty }
+            let end = min(file.length, offset + Int64(size))
+            let range = (file.offset + offset)..<(file.offset + end)
+            let covering = stream.lengths.pieces(covering: range)!
+            let missing = (covering.lowerBound.value...covering.upperBound.value).filter { !stream.isVerified($0) }
+            let now = clock()
+            var changes: [DeadlineTable.Change] = []
+            planReadahead(&state, reader: reader, stream: stream, readEnd: end, offset: offset, now: now,
+                          changes: &changes)
+            stream.readers[reader.id] = state
+            guard !missing.isEmpty else {
+                send(reader.infoHash, changes)
+                return .serve(stream.storage, range)
+            }
+            let id = makeID()
+            stream.reads[id] = PendingRead(id: id, reader: reader.id, range: range, missing: Set(missing), sink: sink)
+            for (order, piece) in missing.enumerated() {
+                stream.waiting[piece, default: []].insert(id)
+                stream.deadlines.hold(piece, by: id, until: now + Int64(order) * Self.readSpacing, changes: &changes)
+            }
+            send(reader.infoHash, changes)
+            return .wait(id, state.timeout)
+        }
+        switch plan {
+        case .fail(let failure):
+            sink.failed(failure)
+        case .empty:
+            sink.data(UnsafeRawBufferPointer(start: nil, count: 0))
+        case .serve(let storage, let range):
+            serve(storage, range, sink)
+        case .wait(let id, let timeout):
+            if let timeout, timeout > 0 {
+                let hash = reader.infoHash
+                io.asyncAfter(deadline: .now() + timeout) { [weak self] in self?.cancel(hash, read: id, failure: .timedOut) }
+            }
+            return .pending(id)
+        }
+        return .done
+    }
+
+    /// The window follows the reader's sequential speed; its missing pieces get later
+    /// deadlines than any blocking read (lock held).
+    private func planReadahead(_ state: inout ReaderState, reader: TorrentReader, stream: Stream, readEnd end: Int64,
+                               offset: Int64, now: Int64, changes: inout [DeadlineTable.Change]) {
+        // A complete torrent has nothing to fetch ahead: warm reads skip the planning.
+        if stream.verified?.isComplete == true {
+            state.held = []
+            return
+        }
+        let file = reader.file
+        let window = state.window.read(offset: offset, end: end, now: now)
+        var wanted = Set<Int>()
+        let aheadEnd = min(file.length, end + Int64(window))
+        if aheadEnd > end, let pieces = stream.lengths.pieces(covering: (file.offset + end)..<(file.offset + aheadEnd)) {
+            for (order, piece) in (pieces.lowerBound.value...pieces.upperBound.value).enumerated()
+            where !stream.isVerified(piece) {
+                wanted.insert(piece)
+                // A piece keeps the deadline it got when it entered the window.
+                if stream.deadlines.deadline(of: reader.id, on: piece) == nil {
+                    let due = now + Self.readaheadDelay + Int64(order) * Self.readaheadSpacing
+                    stream.deadlines.hold(piece, by: reader.id, until: due, changes: &changes)
+                }
+            }
+        }
+        for piece in state.held.subtracting(wanted) { stream.deadlines.release(piece, by: reader.id, changes: &changes) }
+        state.held = wanted
+    }
+
+    func cancel(_ infoHash: InfoHash, read id: UInt64, failure: ReadFailure) {
+        let read = lock.withLock { () -> PendingRead? in
+            guard let stream = streams[infoHash], let read = stream.reads[id] else { return nil }
+            var changes: [DeadlineTable.Change] = []
+            forget(read, in: stream, changes: &changes)
+            send(infoHash, changes)
+            return read
+        }
+        read?.sink.failed(failure)
+    }
+
+    /// Drops a read with its waits and deadlines (lock held).
+    private func forget(_ read: PendingRead, in stream: Stream, changes: inout [DeadlineTable.Change]) {
+        stream.reads[read.id] = nil
+        for piece in read.missing {
+            stream.waiting[piece]?.remove(read.id)
+            if stream.waiting[piece]?.isEmpty == true { stream.waiting[piece] = nil }
+            stream.deadlines.release(piece, by: read.id, changes: &changes)
+        }
+    }
+
+    private func send(_ infoHash: InfoHash, _ changes: [DeadlineTable.Change]) {
+        if !changes.isEmpty { sendDeadlines(infoHash, changes) }
+    }
+
+    /// Reads verified bytes from storage into a pooled buffer and hands them to the sink.
+    private func serve(_ storage: PieceStorage?, _ range: Range<Int64>, _ sink: any ReadSink) {
+        guard let storage else { return sink.failed(.storage("no storage")) }
+        let count = Int(range.count)
+        let buffer = buffers.take(count)
+        defer { buffers.give(buffer) }
+        let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+        do {
+            try storage.read(at: range.lowerBound, into: slice)
+        } catch {
+            logger.error("cannot read verified data", metadata: ["error": "\(error)"])
+            return sink.failed(.storage("\(error)"))
+        }
+        sink.data(UnsafeRawBufferPointer(slice))
+    }
+
+    // MARK: Engine events (the engine's loop)
+
+    /// The torrent's data was checked: `have` is what storage holds.
+    func checked(_ infoHash: InfoHash, lengths: Lengths, storage: PieceStorage, have: Bitfield) {
+        let ready = lock.withLock { () -> [PendingRead] in
+            let stream = streams[infoHash] ?? Stream(lengths: lengths)
+            streams[infoHash] = stream
+            stream.storage = storage
+            stream.verified = have
+            return have.setIndices.flatMap { arrived($0, in: stream) }
+        }
+        deliver(ready, from: storage)
+    }
+
+    func pieceVerified(_ infoHash: InfoHash, piece: Int) {
+        let (ready, storage) = lock.withLock { () -> ([PendingRead], PieceStorage?) in
+            guard let stream = streams[infoHash] else { return ([], nil) }
+            stream.verified?[piece] = true
+            return (arrived(piece, in: stream), stream.storage)
+        }
+        deliver(ready, from: storage)
+    }
+
+    /// Serves completed reads off the engine's thread.
+    private func deliver(_ reads: [PendingRead], from storage: PieceStorage?) {
+        for read in reads {
+            let (range, sink) = (read.range, read.sink)
+            io.async { [self] in serve(storage, range, sink) }
+        }
+    }
+
+    /// Reads that miss nothing once `piece` is here leave the tables (lock held).
+    private func arrived(_ piece: Int, in stream: Stream) -> [PendingRead] {
+        stream.deadlines.pieceArrived(piece)
+        guard let ids = stream.waiting.removeValue(forKey: piece) else { return [] }
+        var ready: [PendingRead] = []
+        for id in ids {
+            guard let read = stream.reads[id] else { continue }
+            read.missing.remove(piece)
+            guard read.missing.isEmpty else { continue }
+            stream.reads[id] = nil
+            ready.append(read)
+        }
+        return ready
+    }
+
+    /// The torrent left the session: its reads fail, its readers read nothing more.
+    func removed(_ infoHash: InfoHash) {
+        let reads = lock.withLock { streams.removeValue(forKey: infoHash).map { Array($0.reads.values) } ?? [] }
+        for read in reads { read.sink.failed(.removed) }
+    }
+
+    /// Every read fails; no new one starts.
+    func shutDown() {
+        let reads = lock.withLock { () -> [PendingRead] in
+            isShutDown = true
+            defer { streams = [:] }
+            return streams.values.flatMap { $0.reads.values }
+        }
+        for read in reads { read.sink.failed(.shutDown) }
+    }
+
+    // MARK: Queries
+
+    /// Verified bytes of the torrent within `range` of its byte stream.
+    func verifiedBytes(_ infoHash: InfoHash, in range: Range<Int64>) -> Int64 {
+        lock.withLock {
+            guard let stream = streams[infoHash], let verified = stream.verified, !range.isEmpty,
+                  let pieces = stream.lengths.pieces(covering: range) else { return 0 }
+            var total: Int64 = 0
+            for piece in pieces.lowerBound.value...pieces.upperBound.value where verified[piece] {
+                let bytes = stream.lengths.byteRange(stream.lengths.piece(piece)!)
+                total += min(bytes.upperBound, range.upperBound) - max(bytes.lowerBound, range.lowerBound)
+            }
+            return total
+        }
+    }
+}
