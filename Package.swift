@@ -68,7 +68,8 @@ let package = Package(
         ),
         .testTarget(
             name: "TorrentEngineTests",
-            dependencies: ["TorrentEngine", "BitTorrent", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["TorrentEngine", "BitTorrent", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -107,6 +107,13 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// One frame of the peer wire.
+public enum WireFrame: Hashable, Sendable {
+    case message(PeerMessage)
+    /// A PIECE message whose block is `length` bytes at `blockOffset` from the frame's start.
+    case block(piece: Int, begin: Int, blockOffset: Int, length: Int)
+}
+
 /// Frames and parses peer messages from a byte buffer; never reads a socket.
 public struct PeerMessageDecoder: Sendable {
     /// Longest message accepted: a 16 KiB block plus headers, or a bitfield / extended
@@ -121,14 +128,35 @@ public struct PeerMessageDecoder: Sendable {
     /// consumed, or nil when more input is needed. The claimed length is checked before
     /// anything is allocated.
     public func decode(_ bytes: ArraySlice<UInt8>) throws(WireError) -> (message: PeerMessage, consumed: Int)? {
+        guard let (frame, consumed) = try decodeFrame(bytes) else { return nil }
+        switch frame {
+        case .message(let message):
+            return (message, consumed)
+        case .block(let piece, let begin, let offset, let length):
+            let start = bytes.startIndex + offset
+            return (.piece(piece: piece, begin: begin, block: Array(bytes[start..<(start + length)])), consumed)
+        }
+    }
+
+    /// The one framing of the peer wire: the frame at the start of `bytes` and the bytes it
+    /// takes, or nil when more input is needed. A PIECE's block is not copied: the frame
+    /// says where it lies, so a caller holding a buffer can take it in place.
+    public func decodeFrame<Bytes: RandomAccessCollection>(_ bytes: Bytes) throws(WireError) -> (frame: WireFrame, consumed: Int)?
+    where Bytes.Element == UInt8, Bytes.Index == Int {
         guard bytes.count >= 4 else { return nil }
         let s = bytes.startIndex
         let length = Int(bytes[s]) << 24 | Int(bytes[s + 1]) << 16 | Int(bytes[s + 2]) << 8 | Int(bytes[s + 3])
         guard length <= maxLength else { throw WireError(.messageTooLong(length: length, limit: maxLength), offset: 0) }
         guard bytes.count >= 4 + length else { return nil }
-        if length == 0 { return (.keepAlive, 4) }
-        let body = bytes[(s + 4)..<(s + 4 + length)]
-        return (try PeerMessageDecoder.parse(body), 4 + length)
+        if length == 0 { return (.message(.keepAlive), 4) }
+        if bytes[s + 4] == PeerMessage.ID.piece.rawValue, length >= 9 {
+            func int32(_ at: Int) -> Int {
+                Int(bytes[s + at]) << 24 | Int(bytes[s + at + 1]) << 16 | Int(bytes[s + at + 2]) << 8 | Int(bytes[s + at + 3])
+            }
+            return (.block(piece: int32(5), begin: int32(9), blockOffset: 13, length: length - 9), 4 + length)
+        }
+        let body = Array(bytes[(s + 4)..<(s + 4 + length)])
+        return (.message(try PeerMessageDecoder.parse(body[...])), 4 + length)
     }
 
     static func int32(_ bytes: ArraySlice<UInt8>, _ at: Int) -> Int {

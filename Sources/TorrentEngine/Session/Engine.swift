@@ -109,7 +109,7 @@ final class Engine: @unchecked Sendable {
         }
         let connection = PeerConnection(id: makeID(), channel: channel, incoming: true,
                                         address: PeerAddress(host: host, port: UInt16(remote?.port ?? 0)))
-        try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(engine: self, connection: connection))
+        try PeerChannelHandler.install(on: channel, engine: self, connection: connection)
     }
 
     /// `::ffff:1.2.3.4` (an IPv4 peer on a dual-stack socket) → `1.2.3.4`.
@@ -137,7 +137,7 @@ final class Engine: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let connection = PeerConnection(id: self.makeID(), channel: channel, incoming: false, address: address)
                     connection.torrent = torrent
-                    try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(engine: self, connection: connection))
+                    try PeerChannelHandler.install(on: channel, engine: self, connection: connection)
                 }
             }
             .connect(host: address.host, port: Int(address.port))

@@ -1,21 +1,25 @@
 import BitTorrent
 import NIOCore
 
-/// The thin NIO side of a peer connection: frames bytes into the handshake and messages
-/// and hands them to the engine; everything else happens in `PeerConnection`.
+/// The thin NIO side of a peer connection: hands the decoded handshake, messages and
+/// blocks (`PeerWireDecoder`, before it in the pipeline) to the engine; everything else
+/// happens in `PeerConnection`.
 final class PeerChannelHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
+    typealias InboundIn = PeerWireDecoder.Inbound
     typealias OutboundOut = ByteBuffer
 
     private let engine: Engine
     private let connection: PeerConnection
-    private var cumulation: ByteBuffer?
-    private var handshakeDone = false
-    private let maxLength = PeerMessageDecoder.defaultMaxLength
 
     init(engine: Engine, connection: PeerConnection) {
         self.engine = engine
         self.connection = connection
+    }
+
+    /// The handlers of a peer connection, in pipeline order.
+    static func install(on channel: Channel, engine: Engine, connection: PeerConnection) throws {
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerWireDecoder()))
+        try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(engine: engine, connection: connection))
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -29,84 +33,30 @@ final class PeerChannelHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        connection.closeReason = connection.closeReason ?? .connectionFailed("\(error)")
-        context.close(promise: nil)
+        if let wire = error as? WireError {
+            engine.protocolError(connection, "\(wire)")
+        } else {
+            connection.closeReason = connection.closeReason ?? .connectionFailed("\(error)")
+            context.close(promise: nil)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if cumulation == nil {
-            cumulation = incoming
-        } else {
-            cumulation!.writeBuffer(&incoming)
+        // Frames decoded from bytes that arrived before we closed are not acted on.
+        guard !connection.isClosed else { return }
+        switch unwrapInboundIn(data) {
+        case .handshake(let handshake):
+            engine.handshakeReceived(connection, handshake)
+        case .message(let message):
+            engine.messageReceived(connection, message)
+        case .block(let piece, let begin, let block):
+            block.withUnsafeReadableBytes { engine.blockArrived(connection, piece: piece, begin: begin, bytes: $0) }
         }
-        process()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         connection.flush()
         context.fireChannelReadComplete()
-    }
-
-    private func process() {
-        guard var buffer = cumulation else { return }
-        defer {
-            if buffer.readableBytes == 0 {
-                cumulation = nil
-            } else {
-                buffer.discardReadBytes()
-                cumulation = buffer
-            }
-        }
-        while !connection.isClosed {
-            if !handshakeDone {
-                guard buffer.readableBytes >= 1 else { return }
-                let available = min(buffer.readableBytes, Handshake.length)
-                let bytes = buffer.getBytes(at: buffer.readerIndex, length: available)!
-                do {
-                    guard let handshake = try Handshake.decode(bytes[...]) else { return }
-                    buffer.moveReaderIndex(forwardBy: Handshake.length)
-                    handshakeDone = true
-                    engine.handshakeReceived(connection, handshake)
-                } catch {
-                    engine.protocolError(connection, "\(error)")
-                    return
-                }
-                continue
-            }
-            guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return }
-            guard Int(length) <= maxLength else {
-                engine.protocolError(connection, "message of \(length) bytes exceeds \(maxLength)")
-                return
-            }
-            guard buffer.readableBytes >= 4 + Int(length) else { return }
-            // PIECE: the block is handed over in place, so it is copied once, into its piece.
-            if length >= 9, connection.session != nil,
-               buffer.getInteger(at: buffer.readerIndex + 4, as: UInt8.self) == PeerMessage.ID.piece.rawValue {
-                let piece = Int(buffer.getInteger(at: buffer.readerIndex + 5, as: UInt32.self)!)
-                let begin = Int(buffer.getInteger(at: buffer.readerIndex + 9, as: UInt32.self)!)
-                buffer.moveReaderIndex(forwardBy: 13)
-                let count = Int(length) - 9
-                buffer.withUnsafeReadableBytes { raw in
-                    engine.blockArrived(connection, piece: piece, begin: begin,
-                                        bytes: UnsafeRawBufferPointer(rebasing: raw[0..<count]))
-                }
-                buffer.moveReaderIndex(forwardBy: count)
-                continue
-            }
-            buffer.moveReaderIndex(forwardBy: 4)
-            if length == 0 {
-                engine.messageReceived(connection, .keepAlive)
-                continue
-            }
-            let body = buffer.readBytes(length: Int(length))!
-            do {
-                engine.messageReceived(connection, try PeerMessageDecoder.parse(body[...]))
-            } catch {
-                engine.protocolError(connection, "\(error)")
-                return
-            }
-        }
     }
 }
 
