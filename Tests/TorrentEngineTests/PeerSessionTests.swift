@@ -44,7 +44,7 @@ struct PeerSessionTests {
     func chokeWithoutFast() {
         var peer = session(fast: false)
         _ = peer.received(.unchoke, now: 0)
-        #expect(peer.canRequest)
+        #expect(!peer.peerChoking)
         let blocks = [block(0, 0), block(0, 1), block(9, 1)]
         for b in blocks { peer.sentRequest(b, now: 1) }
         let events = peer.received(.choke, now: 2)
@@ -52,7 +52,7 @@ struct PeerSessionTests {
         #expect(dropped(events) == Set(blocks))
         #expect(events.count == 2)
         #expect(peer.outstanding.isEmpty)
-        #expect(!peer.canRequest)
+        #expect(peer.peerChoking)
         // A choke with nothing outstanding has no requestsDropped event.
         #expect(peer.received(.choke, now: 3) == [.choked])
     }
@@ -83,11 +83,11 @@ struct PeerSessionTests {
     @Test("allowed fast pieces may be requested while choked")
     func allowedFast() {
         var peer = session(fast: true)
-        #expect(!peer.mayRequest(lengths.piece(4)!))
+        #expect(!peer.allowedFast.contains(4))
         #expect(peer.received(.allowedFast(piece: 4), now: 0).isEmpty)
         #expect(peer.received(.allowedFast(piece: 10), now: 0).isEmpty)  // out of range: ignored
-        #expect(peer.mayRequest(lengths.piece(4)!))
-        #expect(!peer.mayRequest(lengths.piece(5)!))
+        #expect(peer.allowedFast.contains(4))
+        #expect(!peer.allowedFast.contains(5))
         #expect(peer.allowedFast == [4])
         var plain = session(fast: false)
         #expect(isViolation(plain.received(.allowedFast(piece: 4), now: 0)))
@@ -344,6 +344,27 @@ struct PeerSessionTests {
         #expect(peer.received(.piece(piece: 0, begin: 0, block: data), now: 0).isEmpty, "second copy")
     }
 
+    @Test("blocks of requests we gave up on are forgiven; more unrequested data than the slack is a violation")
+    func unrequestedFlood() {
+        var peer = session()
+        let data = [UInt8](repeating: 1, count: 16384)
+        // Four requests given up on (cancelled): their blocks may still come, and do.
+        let given = [block(1, 0), block(1, 1), block(3, 0), block(3, 1)]
+        for request in given {
+            peer.sentRequest(request, now: 0)
+            _ = peer.cancelled(request)
+        }
+        for request in given {
+            #expect(peer.received(.piece(piece: request.piece.value, begin: request.begin, block: data), now: 0).isEmpty)
+        }
+        #expect(peer.unrequestedBlocks == 0)
+        // Then data nobody asked for: tolerated up to the slack, then the peer is cut off.
+        for count in 1...PeerSession.unrequestedSlack {
+            #expect(peer.received(.piece(piece: 2, begin: 0, block: data), now: 0).isEmpty, "block \(count)")
+        }
+        #expect(isViolation(peer.received(.piece(piece: 2, begin: 0, block: data), now: 0)))
+    }
+
     @Test("a cancelled request's block is dropped")
     func cancelledPiece() {
         var peer = session()
@@ -359,14 +380,12 @@ struct PeerSessionTests {
     func idleTimeout() {
         #expect(PeerSession.idleTimeout == 120 * second)
         var peer = session(now: 0)
-        peer.noteSent(now: 119 * second)
         #expect(!peer.tick(now: 119 * second).contains(.disconnect(.idleTimeout)))
         #expect(peer.tick(now: 121 * second) == [.disconnect(.idleTimeout)])
         // Any message resets the clock, keep-alives included.
         var busy = session(now: 0)
         _ = busy.received(.keepAlive, now: 100 * second)
-        busy.noteSent(now: 200 * second)
-        #expect(busy.tick(now: 200 * second).isEmpty)
+        #expect(!busy.tick(now: 200 * second).contains(.disconnect(.idleTimeout)))
         #expect(busy.tick(now: 221 * second) == [.disconnect(.idleTimeout)])
     }
 
@@ -378,10 +397,11 @@ struct PeerSessionTests {
         _ = peer.received(.keepAlive, now: 59 * second)
         #expect(peer.tick(now: 61 * second) == [.send(.keepAlive)])
         #expect(peer.tick(now: 62 * second).isEmpty, "the keep-alive counts as sending")
-        peer.noteSent(now: 100 * second)
-        _ = peer.received(.keepAlive, now: 150 * second)
-        #expect(peer.tick(now: 159 * second).isEmpty)
-        #expect(peer.tick(now: 161 * second) == [.send(.keepAlive)])
+        // A request counts as sending too.
+        peer.sentRequest(block(0, 0), now: 100 * second)
+        _ = peer.received(.keepAlive, now: 120 * second)
+        #expect(!peer.tick(now: 159 * second).contains(.send(.keepAlive)))
+        #expect(peer.tick(now: 161 * second).contains(.send(.keepAlive)))
     }
 
     @Test("a request unanswered for 30 s is dropped and cancelled")

@@ -69,11 +69,13 @@ def assert_complete(rc, d: Download, t: TorrentFile, tmp_path: Path):
 
 
 def assert_dropped(h: HostilePeer, ended: float, d: Download, reason: str = "protocol violation"):
-    """Every connection where the hostile peer misbehaved was closed by our client
-    within DROP_WITHIN seconds (the first one well before the client exited, so not
-    because it exited; it may redial later and be dropped again); the -vv log says why."""
+    """The connection where the hostile peer misbehaved was closed by our client
+    within DROP_WITHIN seconds (well before the client exited, so not because it
+    exited), and the peer was banned: our client never dialed it again. The -vv log
+    says why."""
     bad = [c for c in h.incoming if c.misbehaved_at is not None]
     assert bad, f"our client never gave the hostile peer its chance\n{h.summary()}\n{d.tail()}"
+    assert len(h.incoming) == 1, f"a peer that broke the protocol was dialed again\n{h.summary()}"
     for c in bad:
         assert c.closed_by_peer, f"hostile connection not closed by our client: {c}\n{d.tail()}"
         assert c.closed_at - c.misbehaved_at <= DROP_WITHIN, f"dropped late: {c}"

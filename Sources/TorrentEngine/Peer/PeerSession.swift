@@ -58,6 +58,9 @@ public struct PeerSession: Sendable {
     public static let maxIncomingRequests = 500
     /// A request unanswered this long is given up and re-requested elsewhere.
     public static let requestTimeout: Int64 = 30_000_000_000
+    /// Unrequested blocks tolerated (beyond those of requests we gave up on) before the
+    /// peer counts as breaking the protocol.
+    public static let unrequestedSlack = 16
     /// Disconnect after this long without any message (RELIABILITY: ~120 s).
     public static let idleTimeout: Int64 = 120_000_000_000
     /// Send a keep-alive after this long without sending.
@@ -84,6 +87,12 @@ public struct PeerSession: Sendable {
 
     /// Our requests to the peer and when they were sent.
     public private(set) var outstanding: [BlockRange: Int64] = [:]
+    /// Requests we stopped waiting for (cancelled, timed out, dropped at a choke) whose
+    /// blocks may still be on their way: that many unrequested blocks are not held against
+    /// the peer.
+    private var mayStillArrive = 0
+    /// Unrequested blocks seen beyond those.
+    public private(set) var unrequestedBlocks = 0
     /// The peer's requests to us not yet served.
     public private(set) var incoming: [BlockRange] = []
     /// Pieces the peer lets us request while choked (BEP 6).
@@ -147,6 +156,7 @@ public struct PeerSession: Sendable {
             if fast { return [.choked] }
             let dropped = Array(outstanding.keys)
             outstanding.removeAll()
+            mayStillArrive += dropped.count
             return [.choked] + (dropped.isEmpty ? [] : [.requestsDropped(dropped)])
         case .unchoke:
             peerChoking = false
@@ -251,8 +261,19 @@ public struct PeerSession: Sendable {
         guard let lengths, let range = lengths.range(piece: piece, begin: begin, length: length) else {
             return .violation(violation("piece \(piece)/\(begin)/\(length) out of range"))
         }
-        // Unrequested (or cancelled, or timed out) blocks are dropped, not trusted.
-        guard outstanding.removeValue(forKey: range) != nil else { return .drop }
+        // Unrequested (or cancelled, or timed out) blocks are dropped, not trusted; a peer
+        // that keeps sending data nobody asked for breaks the protocol.
+        guard outstanding.removeValue(forKey: range) != nil else {
+            if mayStillArrive > 0 {
+                mayStillArrive -= 1
+                return .drop
+            }
+            unrequestedBlocks += 1
+            if unrequestedBlocks > PeerSession.unrequestedSlack {
+                return .violation(violation("\(unrequestedBlocks) blocks never requested"))
+            }
+            return .drop
+        }
         return .accept(range)
     }
 
@@ -302,12 +323,6 @@ public struct PeerSession: Sendable {
 
     // MARK: Outgoing
 
-    /// May we send requests now?
-    public var canRequest: Bool { !peerChoking }
-
-    /// Whether this piece may be requested now (unchoked, or allowed fast).
-    public func mayRequest(_ piece: PieceIndex) -> Bool { !peerChoking || allowedFast.contains(piece.value) }
-
     public mutating func sentRequest(_ block: BlockRange, now: Int64) {
         outstanding[block] = now
         lastSent = now
@@ -315,7 +330,9 @@ public struct PeerSession: Sendable {
 
     /// We cancel a request (endgame duplicate arrived elsewhere).
     public mutating func cancelled(_ block: BlockRange) -> Bool {
-        outstanding.removeValue(forKey: block) != nil
+        guard outstanding.removeValue(forKey: block) != nil else { return false }
+        mayStillArrive += 1
+        return true
     }
 
     public mutating func setChoking(_ choking: Bool) -> [PeerMessage] {
@@ -354,8 +371,6 @@ public struct PeerSession: Sendable {
         return true
     }
 
-    public mutating func noteSent(now: Int64) { lastSent = now }
-
     /// Timers: idle disconnect, keep-alive, request timeouts.
     public mutating func tick(now: Int64) -> [PeerEvent] {
         if now - lastReceived > PeerSession.idleTimeout { return [.disconnect(.idleTimeout)] }
@@ -363,6 +378,7 @@ public struct PeerSession: Sendable {
         let late = outstanding.filter { now - $0.value > PeerSession.requestTimeout }.map(\.key)
         if !late.isEmpty {
             for block in late { outstanding[block] = nil }
+            mayStillArrive += late.count
             events.append(.requestsDropped(late))
             events += late.map { .send(.cancel(piece: $0.piece.value, begin: $0.begin, length: $0.length)) }
         }

@@ -11,6 +11,8 @@ final class Engine: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let loop: EventLoop
     let pool: NIOThreadPool
+    /// Opens and accepts peer connections (the transport seam).
+    let dialer: PeerDialer
     let logger: Logger
     var torrents: [InfoHash: Torrent] = [:]
     var listeners: [Channel] = []
@@ -39,6 +41,7 @@ final class Engine: @unchecked Sendable {
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
+        dialer = PeerDialer(loop: loop)
         pool = NIOThreadPool(numberOfThreads: configuration.diskThreads)
         pool.start()
         httpClient = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: HTTPClient.Configuration(
@@ -66,16 +69,7 @@ final class Engine: @unchecked Sendable {
         var future = loop.makeSucceededVoidFuture()
         for host in configuration.listenHosts {
             future = future.flatMap { [self] in
-                ServerBootstrap(group: group)
-                    .serverChannelOption(.backlog, value: 256)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelInitializer { [self] channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try self.accept(channel)
-                        }
-                    }
-                    .bind(host: host, port: progress.port)
+                dialer.listen(host: host, port: progress.port) { [self] channel in try accept(channel) }
                     .map { [self] channel in
                         listeners.append(channel)
                         // The first socket picks the port; the others share it.
@@ -107,7 +101,7 @@ final class Engine: @unchecked Sendable {
             channel.close(promise: nil)
             return
         }
-        let connection = PeerConnection(id: makeID(), channel: channel, incoming: true,
+        let connection = PeerConnection(id: makeID(), transport: ChannelTransport(channel), incoming: true,
                                         address: PeerAddress(host: host, port: UInt16(remote?.port ?? 0)))
         try PeerChannelHandler.install(on: channel, engine: self, connection: connection)
     }
@@ -129,27 +123,20 @@ final class Engine: @unchecked Sendable {
     func connect(_ address: PeerAddress, for torrent: Torrent) {
         loop.assertInEventLoop()
         guard !stopped else { return }
-        torrent.connecting.insert(address)
-        ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(10))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let connection = PeerConnection(id: self.makeID(), channel: channel, incoming: false, address: address)
-                    connection.torrent = torrent
-                    try PeerChannelHandler.install(on: channel, engine: self, connection: connection)
-                }
+        dialer.dial(address) { [self] channel in
+            let connection = PeerConnection(id: makeID(), transport: ChannelTransport(channel), incoming: false,
+                                            address: address)
+            connection.torrent = torrent
+            try PeerChannelHandler.install(on: channel, engine: self, connection: connection)
+        }
+        .whenComplete { [self] result in
+            // On success the address stays "dialing" until the handshake completes or the
+            // connection closes, so no second dial starts meanwhile.
+            if case .failure(let error) = result {
+                torrent.connectFailed(address)
+                logger.debug("connect failed", metadata: ["peer": "\(address)", "error": "\(error)"])
             }
-            .connect(host: address.host, port: Int(address.port))
-            .whenComplete { [self] result in
-                // On success the address stays "connecting" until the handshake completes or
-                // the connection closes, so no second dial starts meanwhile.
-                if case .failure(let error) = result {
-                    torrent.connecting.remove(address)
-                    torrent.connectFailed(address, error: "\(error)")
-                    logger.debug("connect failed", metadata: ["peer": "\(address)", "error": "\(error)"])
-                }
-            }
+        }
     }
 
     // MARK: Events from handlers

@@ -33,12 +33,11 @@ public final class Session: Sendable {
         return try await engine.loop.submit {
             let hash = source.infoHash
             if let existing = engine.torrents[hash] {
-                for peer in options.peers { existing.addCandidate(peer) }
+                existing.addCandidates(options.peers, source: .manual)
                 switch source {
                 case .magnet(let magnet):
-                    for peer in magnet.peers { existing.addCandidate(peer) }
+                    existing.addCandidates(magnet.peers, source: .magnet)
                     existing.addTrackers(magnet.trackers.map { [$0] })
-                    existing.connectMore(now: Engine.now())
                 case .metainfo(let metainfo):
                     if existing.metainfo == nil {
                         existing.metadataProvided(metainfo)
@@ -50,8 +49,10 @@ public final class Session: Sendable {
             }
             let torrent = Torrent(engine: engine, source: source, options: options)
             engine.torrents[hash] = torrent
+            // The data check runs in the background; the first announce and the dials of
+            // known peers go out now, not at the next tick.
             torrent.start()
-            // Known peers are dialled now rather than at the next tick (time to metadata).
+            torrent.announcer?.tick(now: Engine.now())
             torrent.connectMore(now: Engine.now())
             return hash
         }.get()
@@ -61,8 +62,7 @@ public final class Session: Sendable {
     public func addPeers(_ peers: [PeerAddress], to infoHash: InfoHash) async {
         let engine = engine
         try? await engine.loop.submit {
-            for peer in peers { engine.torrents[infoHash]?.addCandidate(peer) }
-            engine.torrents[infoHash]?.connectMore(now: Engine.now())
+            engine.torrents[infoHash]?.addCandidates(peers, source: .manual)
         }.get()
     }
 

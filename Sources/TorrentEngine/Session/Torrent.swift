@@ -37,12 +37,8 @@ final class Torrent: @unchecked Sendable {
     var state: TorrentStats.State
     var error: String?
     var peers: [Int: PeerConnection] = [:]
-    var candidates: [PeerAddress] = []
-    var known = Set<PeerAddress>()
-    var connecting = Set<PeerAddress>()
-    var failedAttempts: [PeerAddress: (count: Int, retryAt: Int64)] = [:]
-    var banned = Set<PeerAddress>()
-    var bannedIDs = Set<PeerID>()
+    /// Every address known, where it came from, backoffs and bans.
+    var peerList: PeerList
     var assembling: [Int: PieceBuffer] = [:]
     var metadata: MetadataAssembler
     /// After metadata from several peers failed its hash, it is fetched from one peer at a
@@ -102,6 +98,11 @@ final class Torrent: @unchecked Sendable {
         self.options = options
         infoHash = source.infoHash
         metadata = MetadataAssembler(infoHash: source.infoHash)
+        if case .metainfo(let metainfo) = source {
+            peerList = PeerList(isPrivate: metainfo.info.isPrivate)
+        } else {
+            peerList = PeerList(isPrivate: false)
+        }
         choker = Choker(slots: engine.configuration.unchokeSlots)
         let now = Engine.now()
         downloadBucket = TokenBucket(rate: options.downloadLimit, now: now)
@@ -114,7 +115,8 @@ final class Torrent: @unchecked Sendable {
             self.magnet = magnet
             state = .fetchingMetadata
         }
-        for peer in options.peers + (magnet?.peers ?? []) { addCandidate(peer) }
+        addCandidates(options.peers, source: .manual)
+        addCandidates(magnet?.peers ?? [], source: .magnet)
         trackerStatus = trackerTiers.enumerated().flatMap { tier, urls in urls.map { TrackerStatus(url: $0, tier: tier) } }
         if !trackerTiers.isEmpty { announcer = TrackerAnnouncer(torrent: self, tiers: trackerTiers) }
     }
@@ -146,6 +148,8 @@ final class Torrent: @unchecked Sendable {
         } else {
             announcer = TrackerAnnouncer(torrent: self, tiers: fresh)
         }
+        // New trackers are asked now, not at the next tick.
+        announcer?.tick(now: Engine.now())
     }
     var dataDirectory: String { options.dataDirectory ?? engine.configuration.dataDirectory }
     var resumePath: String { engine.configuration.resolvedStateDirectory + "/\(infoHash.hex).resume" }
@@ -283,38 +287,35 @@ final class Torrent: @unchecked Sendable {
 
     // MARK: Peers
 
-    func addCandidate(_ address: PeerAddress) {
-        guard !banned.contains(address), !engine.configuration.blocklist.isBlocked(address.host),
-              known.insert(address).inserted else { return }
-        candidates.append(address)
+    /// Adds addresses to the peer list and dials at once what the limits allow: peers
+    /// from any source are dialed the moment they arrive, not at the next tick.
+    func addCandidates(_ addresses: [PeerAddress], source: PeerSource) {
+        var added = false
+        for address in addresses where !engine.configuration.blocklist.isBlocked(address.host) {
+            if peerList.add(address, source: source) { added = true }
+        }
+        if added { connectMore(now: Engine.now()) }
     }
 
-    func connectFailed(_ address: PeerAddress, error: String) {
-        let attempts = (failedAttempts[address]?.count ?? 0) + 1
-        // Back off 2, 4, 8 … 120 s, then keep trying every two minutes.
-        let delay = Int64(min(120, 1 << min(attempts, 7))) * 1_000_000_000
-        failedAttempts[address] = (attempts, Engine.now() + delay)
+    func connectFailed(_ address: PeerAddress) {
+        peerList.failed(address, now: Engine.now())
     }
 
     func connectMore(now: Int64) {
         guard !isStopped, error == nil else { return }
         if state == .seeding { return }  // seeds wait for leechers to call
         let limit = engine.configuration.maxConnectionsPerTorrent
-        var budget = min(limit - peers.count - connecting.count, 8)
-        guard budget > 0 else { return }
+        let budget = min(limit - peers.count - peerList.dialingCount, 8,
+                         engine.configuration.maxConnections - engine.connections.count)
         let connected = Set(peers.values.compactMap { $0.reachableAddress })
-        for address in candidates where budget > 0 {
-            if connecting.contains(address) || connected.contains(address) || banned.contains(address) { continue }
-            if let failed = failedAttempts[address], failed.retryAt > now { continue }
-            guard engine.connections.count < engine.configuration.maxConnections else { return }
+        for address in peerList.takeForDialing(limit: budget, now: now, connected: connected) {
             engine.connect(address, for: self)
-            budget -= 1
         }
     }
 
     func peerHandshaken(_ peer: PeerConnection, _ handshake: Handshake) {
-        if !peer.incoming { connecting.remove(peer.address) }
-        if let id = peer.remotePeerID, bannedIDs.contains(id) {
+        if !peer.incoming { peerList.connected(peer.address) }
+        if let id = peer.remotePeerID, peerList.isBanned(id) {
             peer.close(.banned)
             return
         }
@@ -330,7 +331,6 @@ final class Torrent: @unchecked Sendable {
         peer.session = PeerSession(fast: handshake.supportsFast, extensions: handshake.supportsExtensions,
                                    lengths: metainfo?.info.lengths, now: now)
         peers[peer.id] = peer
-        if !peer.incoming { failedAttempts[peer.address] = nil }
         if handshake.supportsExtensions {
             var extended = ExtensionHandshake(messages: isPrivate ? ["ut_metadata": 1] : PeerSession.ourExtensions,
                                               client: engine.configuration.clientName,
@@ -372,17 +372,24 @@ final class Torrent: @unchecked Sendable {
     }
 
     func peerClosed(_ peer: PeerConnection) {
-        if !peer.incoming { connecting.remove(peer.address) }
+        // A peer that broke the protocol is not dialed again; one that merely went away
+        // (timeouts, closes) is, after a backoff.
+        switch peer.closeReason {
+        case .protocolViolation?:
+            ban(peer.reachableAddress ?? peer.address, peerID: peer.remotePeerID, reason: .protocolViolation)
+        case .wrongInfoHash?:
+            ban(peer.address, peerID: peer.remotePeerID, reason: .wrongTorrent)
+        case .banned?:
+            break
+        default:
+            if !peer.incoming { peerList.failed(peer.address, now: Engine.now()) }
+        }
         guard peers.removeValue(forKey: peer.id) != nil else { return }
         if metadataSource == peer.id { metadataSource = nil }
         lastPEXSent[peer.id] = nil
         if let session = peer.session {
             if let bits = session.peerHas { picker?.peerRemoved(bits) }
             for block in session.outstanding.keys { picker?.requestDropped(block) }
-        }
-        if !peer.incoming, peer.closeReason != .banned {
-            // Reconnect later if it was useful; backoff applies.
-            connectFailed(peer.address, error: "\(peer.closeReason.map { "\($0)" } ?? "closed")")
         }
     }
 
@@ -455,7 +462,7 @@ final class Torrent: @unchecked Sendable {
                 metadataMessage(message, from: peer, now: now)
             case .pex(let message):
                 guard !isPrivate else { break }
-                for added in message.added { addCandidate(PeerAddress(host: added.host, port: added.port)) }
+                addCandidates(message.added.map { PeerAddress(host: $0.host, port: $0.port) }, source: .pex)
             case .suggest:
                 break
             case .send(let message):
@@ -489,8 +496,9 @@ final class Torrent: @unchecked Sendable {
                     Torrent.maxPipeline)
         let outstanding = current.outstanding.count
         guard outstanding < depth, !current.peerChoking || !current.allowedFast.isEmpty else { return }
-        // Top up in batches, so picking cost is spread over many blocks.
-        guard outstanding <= depth / 2 || outstanding < min(depth, Torrent.minPipeline) else { return }
+        // Top up as the queue drains, in batches of at least an eighth of it, so a fast
+        // peer never waits for requests and picking cost is spread over several blocks.
+        guard depth - outstanding >= max(1, depth / 8) else { return }
         var wanted = depth - outstanding
         wanted = downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
         wanted = engine.downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
@@ -648,7 +656,7 @@ final class Torrent: @unchecked Sendable {
         logger.warning("hash check failed", metadata: ["piece": "\(piece.value)", "peers": "\(senders.count)"])
         if senders.count == 1, let sender = senders.first {
             // It alone sent the piece: it sent bad data.
-            ban(sender)
+            ban(sender, reason: .badData)
         } else {
             // Several senders: keep the attempt; once the piece passes, the blocks that differ
             // name the liar, and honest peers that shared the piece are never blamed.
@@ -671,29 +679,31 @@ final class Torrent: @unchecked Sendable {
             let end = min(start + Lengths.blockSize, good.count)
             if !failed.bytes[start..<end].elementsEqual(good[start..<end]) { liars.insert(sender) }
         }
-        for liar in liars { ban(liar) }
+        for liar in liars { ban(liar, reason: .badData) }
     }
 
-    private func ban(_ sender: Sender) {
-        banned.insert(sender.address)
-        if let id = sender.peerID { bannedIDs.insert(id) }
+    private func ban(_ sender: Sender, reason: BanReason) {
         if let peer = peers[sender.connection] {
-            ban(peer)
+            ban(peer, reason: reason)
         } else {
-            logger.warning("banned peer", metadata: ["peer": "\(sender.address)"])
+            ban(sender.address, peerID: sender.peerID, reason: reason)
         }
     }
 
-    private func ban(_ peer: PeerConnection) {
-        banned.insert(peer.address)
-        if let id = peer.remotePeerID { bannedIDs.insert(id) }
-        logger.warning("banned peer", metadata: ["peer": "\(peer.address)"])
+    private func ban(_ peer: PeerConnection, reason: BanReason) {
+        ban(peer.reachableAddress ?? peer.address, peerID: peer.remotePeerID, reason: reason)
         peer.close(.banned)
         // Its blocks in unfinished pieces are not trusted: those pieces start over.
         for (piece, buffer) in assembling where buffer.senders.contains(where: { $0?.connection == peer.id }) {
             assembling[piece] = nil
             if let index = metainfo?.info.lengths.piece(piece) { picker?.pieceFailed(index) }
         }
+    }
+
+    private func ban(_ address: PeerAddress, peerID: PeerID?, reason: BanReason) {
+        guard !peerList.isBanned(address) else { return }
+        peerList.ban(address, peerID: peerID, reason: reason)
+        logger.warning("banned peer", metadata: ["peer": "\(address)", "reason": "\(reason.rawValue)"])
     }
 
     // MARK: Uploading
@@ -788,13 +798,13 @@ final class Torrent: @unchecked Sendable {
             case .hashMismatch(let senders):
                 logger.warning("metadata does not match the info hash", metadata: ["peers": "\(senders.count)"])
                 if senders.count == 1, let liar = peers[senders[0]] {
-                    ban(liar)
+                    ban(liar, reason: .wrongMetadata)
                 } else {
                     metadataOneSource = true
                 }
                 metadataSource = nil
             case .complete(let metainfo):
-                for liar in metadata.liars(in: metainfo.infoBytes) { if let peer = peers[liar] { ban(peer) } }
+                for liar in metadata.liars(in: metainfo.infoBytes) { if let peer = peers[liar] { ban(peer, reason: .wrongMetadata) } }
                 metadataArrived(metainfo)
             }
         }
@@ -810,6 +820,7 @@ final class Torrent: @unchecked Sendable {
 
     private func metadataArrived(_ fetched: Metainfo) {
         var metainfo = fetched
+        if metainfo.info.isPrivate { peerList.becamePrivate() }
         metainfo.announceList = trackerTiers
         metainfo.webSeeds = magnet?.webSeeds ?? []
         self.metainfo = metainfo
@@ -1007,8 +1018,11 @@ final class Torrent: @unchecked Sendable {
                             wantedProgress: wanted > 0 ? Double(verifiedWanted) / Double(wanted) : (known ? 1 : 0),
                             downloaded: downloadMeter.total, uploaded: uploadMeter.total,
                             downloadRate: rate, uploadRate: uploadMeter.rate(now: now), eta: eta,
-                            peers: peerStats, knownPeers: self.known.count, hashFailures: hashFailures,
-                            bannedPeers: banned.count, trackers: trackerStatus, error: error ?? storageError)
+                            peers: peerStats, knownPeers: peerList.count, hashFailures: hashFailures,
+                            bannedPeers: peerList.bannedCount,
+                            bansByReason: Dictionary(uniqueKeysWithValues: peerList.bansByReason.map { ($0.key.rawValue, $0.value) }),
+                            knownPeersBySource: Dictionary(uniqueKeysWithValues: peerList.addressesBySource.map { ($0.key.rawValue, $0.value) }),
+                            trackers: trackerStatus, error: error ?? storageError)
     }
 }
 

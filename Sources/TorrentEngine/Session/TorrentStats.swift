@@ -80,6 +80,10 @@ public struct TorrentStats: Sendable, Codable, Hashable {
     public var knownPeers: Int
     public var hashFailures: Int
     public var bannedPeers: Int
+    /// Banned addresses by reason ("bad data", "protocol violation", …).
+    public var bansByReason: [String: Int]
+    /// Known addresses by where they came from ("tracker", "pex", "magnet", …).
+    public var knownPeersBySource: [String: Int]
     public var trackers: [TrackerStatus]
     public var error: String?
 }

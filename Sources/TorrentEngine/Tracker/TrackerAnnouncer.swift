@@ -190,7 +190,7 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
                 tiers[cursor.tier].remove(at: position)
                 tiers[cursor.tier].insert(url, at: 0)
             }
-            for peer in response.peers { torrent.addCandidate(peer) }
+            torrent.addCandidates(response.peers, source: .tracker)
             pendingEvent = .none
             inFlight = false
             if nextScrape == nil { nextScrape = now + TrackerAnnouncer.firstScrapeDelay }
