@@ -26,6 +26,8 @@ final class PeerConnection: @unchecked Sendable {
     var throttledUploads: [BlockRange] = []
     let connectedAt = Engine.now()
     var lastBlockAt: Int64 = 0
+    /// How many requests to keep outstanding with this peer.
+    var requestDepth = RequestDepth()
 
     init(id: Int, transport: PeerTransport, incoming: Bool, address: PeerAddress) {
         self.id = id

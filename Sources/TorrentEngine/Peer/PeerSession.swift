@@ -224,7 +224,7 @@ public struct PeerSession: Sendable {
             return []
         case .piece(let piece, let begin, let block):
             switch receivedBlock(piece: piece, begin: begin, length: block.count, now: now) {
-            case .accept(let range): return [.block(range, block)]
+            case .accept(let range, _): return [.block(range, block)]
             case .drop: return []
             case .violation(let events): return events
             }
@@ -249,7 +249,8 @@ public struct PeerSession: Sendable {
     }
 
     public enum BlockVerdict: Equatable, Sendable {
-        case accept(BlockRange)
+        /// A block we asked for, and when we asked.
+        case accept(BlockRange, requestedAt: Int64)
         case drop
         case violation([PeerEvent])
     }
@@ -263,7 +264,7 @@ public struct PeerSession: Sendable {
         }
         // Unrequested (or cancelled, or timed out) blocks are dropped, not trusted; a peer
         // that keeps sending data nobody asked for breaks the protocol.
-        guard outstanding.removeValue(forKey: range) != nil else {
+        guard let requestedAt = outstanding.removeValue(forKey: range) else {
             if mayStillArrive > 0 {
                 mayStillArrive -= 1
                 return .drop
@@ -274,7 +275,7 @@ public struct PeerSession: Sendable {
             }
             return .drop
         }
-        return .accept(range)
+        return .accept(range, requestedAt: requestedAt)
     }
 
     private mutating func receivedExtended(id: UInt8, payload: [UInt8], now: Int64) -> [PeerEvent] {

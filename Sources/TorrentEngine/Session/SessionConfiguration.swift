@@ -28,6 +28,9 @@ public struct SessionConfiguration: Sendable {
     public var peerID = PeerID.generatePeerID()
     /// Client name sent in the extension handshake.
     public var clientName = "torrentfs 0.1.0"
+    /// Makes each torrent's storage from its data directory and info dictionary; nil:
+    /// files in their real layout (`FileStorage`). Tests inject memory or faulty storage.
+    public var makeStorage: (@Sendable (_ root: String, _ info: InfoDictionary) -> PieceStorage)?
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 

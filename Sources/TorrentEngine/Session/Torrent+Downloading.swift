@@ -1,0 +1,232 @@
+import BitTorrent
+import Crypto
+import Logging
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Requests, blocks, piece assembly and verification, storage failures, smart ban and bans.
+extension Torrent {
+    // MARK: Downloading
+
+    /// Tops up a peer's requests to its `RequestDepth` (slow start, then ~3 s of its rate).
+    func fillRequests(_ peer: PeerConnection, now: Int64) {
+        guard let current = peer.session, picker != nil, let bits = current.peerHas, current.amInterested,
+              error == nil, storageError == nil, !isStopped else { return }
+        let rate = peer.downloadMeter.rate(now: now)
+        var depth = peer.requestDepth.current(rate: rate, peerLimit: current.remoteExtensions?.requestQueueDepth)
+        // Snubbed (nothing received for a minute while requests were out): one at a time.
+        if !current.outstanding.isEmpty, now - max(peer.lastBlockAt, peer.connectedAt) > Torrent.snubTimeout { depth = 1 }
+        let outstanding = current.outstanding.count
+        guard outstanding < depth, !current.peerChoking || !current.allowedFast.isEmpty else { return }
+        // Top up as the queue drains, in batches of at least an eighth of it, so a fast
+        // peer never waits for requests and picking cost is spread over several blocks.
+        guard depth - outstanding >= max(1, depth / 8) else { return }
+        var wanted = depth - outstanding
+        wanted = downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
+        wanted = engine.downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
+        guard wanted > 0 else { return }
+        let availableBits: Bitfield
+        if current.peerChoking {
+            var allowed = Bitfield(count: bits.count)
+            for piece in current.allowedFast where piece < bits.count && bits[piece] { allowed[piece] = true }
+            availableBits = allowed
+        } else {
+            availableBits = bits
+        }
+        let fastPeer = rate >= averagePeerRate(now: now)
+        // Mutated in place (no copy-on-write of the picker's tables).
+        let blocks = picker!.pick(count: wanted, peerHas: availableBits, alreadyRequested: Set(current.outstanding.keys),
+                                  fast: fastPeer, now: now)
+        guard !blocks.isEmpty, var session = peer.session.take() else { return }
+        for block in blocks {
+            session.sentRequest(block, now: now)
+            peer.send(.request(piece: block.piece.value, begin: block.begin, length: block.length))
+        }
+        peer.session = session
+        peer.flush()
+    }
+
+    func averagePeerRate(now: Int64) -> Double {
+        guard !peers.isEmpty else { return 0 }
+        return peers.values.reduce(0) { $0 + $1.downloadMeter.rate(now: now) } / Double(peers.count)
+    }
+
+    func blockReceived(_ range: BlockRange, _ data: UnsafeRawBufferPointer, from peer: PeerConnection,
+                               now: Int64) {
+        guard picker != nil, let metainfo else { return }
+        peer.downloadMeter.add(data.count, now: now)
+        peer.lastBlockAt = now
+        downloadMeter.add(data.count, now: now)
+        let outcome = picker!.blockReceived(range)
+        guard outcome != .unexpected else { return }
+        let piece = range.piece.value
+        // Taken out of the table while written to: a copy of the piece per block otherwise.
+        var buffer = assembling.removeValue(forKey: piece)
+            ?? PieceBuffer(bytes: [UInt8](repeating: 0, count: metainfo.info.lengths.pieceSize(range.piece)),
+                           senders: [Sender?](repeating: nil, count: metainfo.info.lengths.blockCount(range.piece)))
+        buffer.bytes.withUnsafeMutableBytes { target in
+            target.baseAddress!.advanced(by: range.begin).copyMemory(from: data.baseAddress!, byteCount: data.count)
+        }
+        buffer.senders[range.blockIndex] = Sender(connection: peer.id, address: peer.address, peerID: peer.remotePeerID)
+        // Endgame duplicates of this block elsewhere are no longer needed.
+        for other in peers.values where other.id != peer.id {
+            if var session = other.session, session.cancelled(range) {
+                other.session = session
+                other.send(.cancel(piece: piece, begin: range.begin, length: range.length))
+            }
+        }
+        if outcome == .pieceComplete {
+            assembling[piece] = nil
+            verify(range.piece, buffer)
+        } else {
+            assembling[piece] = buffer
+        }
+    }
+
+    func verify(_ piece: PieceIndex, _ buffer: PieceBuffer) {
+        guard let metainfo, let storage else { return }
+        let expected = metainfo.info.hash(of: piece)
+        let offset = metainfo.info.lengths.pieceOffset(piece)
+        let bytes = buffer.bytes
+        engine.onDisk { () -> Bool in
+            guard PieceHasher.digest(bytes) == expected else { return false }
+            try storage.write(bytes, at: offset)
+            return true
+        }.whenComplete { [self] result in
+            switch result {
+            case .success(true):
+                pieceVerified(piece, size: bytes.count)
+                if let failed = failedPieces.removeValue(forKey: piece.value) { smartBan(failed, good: bytes) }
+            case .success(false): pieceFailed(piece, buffer)
+            case .failure(let error):
+                storageFailed(piece, bytes, error: "\(error)")
+            }
+        }
+    }
+
+    // MARK: Storage failures
+
+    /// A verified piece could not be written (disk full, I/O error): it is kept in memory
+    /// and the torrent pauses (no new requests) until a retry writes it.
+    func storageFailed(_ piece: PieceIndex, _ bytes: [UInt8], error: String) {
+        unwritten[piece.value] = bytes
+        if storageError == nil {
+            storageError = "cannot store data, paused until it can: \(error)"
+            lastWriteRetry = Engine.now()
+            logger.error("storage failed; torrent paused", metadata: ["error": "\(error)"])
+        }
+        state = .paused
+    }
+
+    /// Every few seconds while paused: write the kept pieces again; once all are written,
+    /// downloading resumes.
+    func retryWrites(now: Int64) {
+        guard storageError != nil, !retryingWrites, now - lastWriteRetry >= Torrent.writeRetryInterval,
+              let storage, let lengths = metainfo?.info.lengths else { return }
+        lastWriteRetry = now
+        retryingWrites = true
+        let pending = unwritten
+        engine.onDisk { () -> [Int] in
+            var written: [Int] = []
+            for (piece, bytes) in pending.sorted(by: { $0.key < $1.key }) {
+                guard (try? storage.write(bytes, at: lengths.pieceOffset(lengths.piece(piece)!))) != nil else { break }
+                written.append(piece)
+            }
+            return written
+        }.whenComplete { [self] result in
+            retryingWrites = false
+            guard case .success(let written) = result, !isStopped else { return }
+            if unwritten.count == written.count {
+                storageError = nil
+                logger.info("storage works again; torrent resumed")
+            }
+            for piece in written {
+                guard let bytes = unwritten.removeValue(forKey: piece) else { continue }
+                pieceVerified(lengths.piece(piece)!, size: bytes.count)
+            }
+            updateState()
+            let now = Engine.now()
+            for peer in peers.values where peer.session != nil { fillRequests(peer, now: now) }
+        }
+    }
+
+    func pieceVerified(_ piece: PieceIndex, size: Int) {
+        guard !isStopped else { return }
+        picker?.pieceVerified(piece)
+        verifiedBytes += Int64(size)
+        resumeDirty = true
+        engine.reads.pieceVerified(infoHash, piece: piece.value)
+        for observer in engine.observers.values { observer.pieceVerified(infoHash, piece: piece.value) }
+        for peer in peers.values where peer.session != nil {
+            peer.send(.have(piece: piece.value))
+            updateInterest(peer)
+            peer.flush()
+        }
+        updateState()
+        if state == .seeding {
+            logger.info("complete")
+            saveResume()
+            // Seeds close connections to other seeds: neither side wants anything.
+            for peer in peers.values where peer.session?.peerHas?.isComplete == true { peer.close(.notUseful) }
+        }
+    }
+
+    func pieceFailed(_ piece: PieceIndex, _ buffer: PieceBuffer) {
+        hashFailures += 1
+        picker?.pieceFailed(piece)
+        let senders = buffer.distinctSenders
+        logger.warning("hash check failed", metadata: ["piece": "\(piece.value)", "peers": "\(senders.count)"])
+        if senders.count == 1, let sender = senders.first {
+            // It alone sent the piece: it sent bad data.
+            ban(sender, reason: .badData)
+        } else {
+            // Several senders: keep the attempt; once the piece passes, the blocks that differ
+            // name the liar, and honest peers that shared the piece are never blamed.
+            failedPieces[piece.value] = buffer
+            failedOrder.removeAll { $0 == piece.value }
+            failedOrder.append(piece.value)
+            if failedOrder.count > Torrent.maxRememberedFailures {
+                failedPieces[failedOrder.removeFirst()] = nil
+            }
+        }
+    }
+
+    /// Bans the senders of every block of a failed attempt that differs from the good data.
+    func smartBan(_ failed: PieceBuffer, good: [UInt8]) {
+        failedOrder.removeAll { failedPieces[$0] == nil }
+        var liars = Set<Sender>()
+        for (index, sender) in failed.senders.enumerated() {
+            guard let sender else { continue }
+            let start = index * Lengths.blockSize
+            let end = min(start + Lengths.blockSize, good.count)
+            if !failed.bytes[start..<end].elementsEqual(good[start..<end]) { liars.insert(sender) }
+        }
+        for liar in liars { ban(liar, reason: .badData) }
+    }
+
+    func ban(_ sender: Sender, reason: BanReason) {
+        if let peer = peers[sender.connection] {
+            ban(peer, reason: reason)
+        } else {
+            ban(sender.address, peerID: sender.peerID, reason: reason)
+        }
+    }
+
+    func ban(_ peer: PeerConnection, reason: BanReason) {
+        ban(peer.reachableAddress ?? peer.address, peerID: peer.remotePeerID, reason: reason)
+        peer.close(.banned)
+        // Its blocks in unfinished pieces are not trusted: those pieces start over.
+        for (piece, buffer) in assembling where buffer.senders.contains(where: { $0?.connection == peer.id }) {
+            assembling[piece] = nil
+            if let index = metainfo?.info.lengths.piece(piece) { picker?.pieceFailed(index) }
+        }
+    }
+
+    func ban(_ address: PeerAddress, peerID: PeerID?, reason: BanReason) {
+        guard !peerList.isBanned(address) else { return }
+        peerList.ban(address, peerID: peerID, reason: reason)
+        logger.warning("banned peer", metadata: ["peer": "\(address)", "reason": "\(reason.rawValue)"])
+    }
+}
