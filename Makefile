@@ -47,10 +47,13 @@ test-interop: build
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/fuzz.sh
 
+# fast_seed_bench.py (issue 13): default and high_performance_seed() seeders, 8 rate-limited
+# seeders, the mount against download; ~70 s on the 2-core machine, bounded at 20 min.
 bench: deps release
 	bench/create.sh $(RELEASE_BIN)
 	$(PYTHON) bench/download_bench.py $(RELEASE_BIN)
 	$(PYTHON) bench/mount_bench.py $(RELEASE_BIN)
+	timeout 1200 $(PYTHON) bench/fast_seed_bench.py $(RELEASE_BIN)
 
 # mount(8) looks for helpers in /sbin: `mount -t torrentfs torrentfs /mnt/t` and fstab lines
 # run /sbin/mount.torrentfs, a link to the binary (it picks the mount command by its name).

@@ -87,9 +87,10 @@ def opentracker(root, infohash):
                 f"tracker.rootdir {trackroot}\ntracker.user nobody\n")
     proc = subprocess.Popen(["opentracker", "-f", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
-    while True:  # ready once it answers announces for our hash (the whitelist loads asynchronously)
-        try:
-            if b"failure reason" not in announce(port, infohash, 1, event="stopped"):
+    while True:  # ready once it answers announces for our hash (the whitelist loads asynchronously;
+        try:         # a `stopped` announce is answered before that, so probe with `started`, then leave)
+            if b"failure reason" not in announce(port, infohash, 1, event="started"):
+                announce(port, infohash, 1, event="stopped")
                 return proc, port
         except OSError:
             pass

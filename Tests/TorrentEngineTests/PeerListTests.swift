@@ -73,6 +73,16 @@ struct PeerListTests {
         #expect(!list.isBanned(Self.address(50)))
     }
 
+    @Test("our own address, once dialed, is forgotten and never taken again")
+    func ownAddress() {
+        var list = PeerList(isPrivate: false)
+        list.add(Self.address(1), source: .tracker)
+        _ = list.takeForDialing(limit: 1, now: 0, connected: [])
+        list.markAsOurs(Self.address(1))
+        let again = Self.add(&list, Self.address(1), .tracker)
+        #expect(!again && list.count == 0 && list.dialingCount == 0)
+    }
+
     @Test("a private torrent takes no PEX, DHT or LSD peers")
     func privateRule() {
         var list = PeerList(isPrivate: true)

@@ -44,6 +44,8 @@ struct PeerList: Sendable {
     /// Dial order: first known, first dialed.
     private var order: [PeerAddress] = []
     private var bannedIDs: [PeerID: BanReason] = [:]
+    /// Addresses that turned out to be this session itself (trackers return us too).
+    private var ownAddresses = Set<PeerAddress>()
 
     init(isPrivate: Bool) { self.isPrivate = isPrivate }
 
@@ -65,6 +67,7 @@ struct PeerList: Sendable {
     @discardableResult
     mutating func add(_ address: PeerAddress, source: PeerSource) -> Bool {
         if isPrivate && source.isPublicDiscovery { return false }
+        if ownAddresses.contains(address) { return false }
         if var entry = entries[address] {
             guard entry.ban == nil else { return false }
             entry.sources.insert(source)
@@ -115,6 +118,13 @@ struct PeerList: Sendable {
         entry.failures += 1
         entry.retryAt = now + min(Self.maxBackoffSeconds, 1 << min(entry.failures, 7)) * 1_000_000_000
         entries[address] = entry
+    }
+
+    /// A dial reached this session itself: the address is forgotten and never taken again.
+    mutating func markAsOurs(_ address: PeerAddress) {
+        ownAddresses.insert(address)
+        entries[address] = nil
+        order.removeAll { $0 == address }
     }
 
     /// Never dialed or accepted again in this session (`peerID`, when known, is banned too).

@@ -214,7 +214,15 @@ final class Torrent: @unchecked Sendable {
         saveResume()
         updateState()
         logger.info("checked", metadata: ["have": "\(have.setCount)/\(have.count)"])
-        for peer in peers.values where peer.session != nil { announceHaves(to: peer); updateInterest(peer) }
+        // Peers that connected while the data was checked get our pieces, our interest and
+        // their first requests now, not at the next tick.
+        let now = Engine.now()
+        for peer in peers.values where peer.session != nil {
+            announceHaves(to: peer)
+            updateInterest(peer)
+            fillRequests(peer, now: now)
+            peer.flush()
+        }
         if let storage { engine.reads.checked(infoHash, lengths: metainfo.info.lengths, storage: storage, have: have) }
         for observer in engine.observers.values { observer.torrentChecked(infoHash, have: have) }
     }
@@ -376,6 +384,9 @@ final class Torrent: @unchecked Sendable {
             ban(peer.address, peerID: peer.remotePeerID, reason: .wrongTorrent)
         case .banned?:
             break
+        case .connectedToSelf?:
+            // A tracker or PEX handed us our own address: never dial it again.
+            peerList.markAsOurs(peer.address)
         default:
             if !peer.incoming { peerList.failed(peer.address, now: Engine.now()) }
         }
