@@ -9,13 +9,15 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from typing import List, Sequence, Tuple
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
 
 PROTOCOL_ID = 0x41727101980
 
 
 class UDPTracker:
-    def __init__(self, host: str, peers: Sequence[Tuple[str, int]] = ()):
+    def __init__(self, host: str, peers: Sequence[Tuple[str, int]] = (), interval: int = 1800,
+                 peers_for_announce: Optional[Callable[[], Sequence[Tuple[str, int]]]] = None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((host, 0))
@@ -23,6 +25,11 @@ class UDPTracker:
         self.host = host
         self.port = self.sock.getsockname()[1]
         self.peers = list(peers)
+        self.interval = interval
+        # Called at each announce for the peers to answer with (instead of `peers`).
+        self.peers_for_announce = peers_for_announce
+        # time.monotonic() at which each announce answer was sent.
+        self.answered_at: List[float] = []
         # (sender address, sender port, action, announced port or None)
         self.requests: List[Tuple[str, int, int, int]] = []
         self._stop = threading.Event()
@@ -34,9 +41,9 @@ class UDPTracker:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"udp://{host}:{self.port}"
 
-    def _compact(self) -> bytes:
+    def _compact(self, peers) -> bytes:
         out = b""
-        for host, port in self.peers:
+        for host, port in peers:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             out += socket.inet_pton(family, host) + struct.pack(">H", port)
         return out
@@ -58,7 +65,9 @@ class UDPTracker:
             elif action == 1 and len(data) >= 98:
                 port = struct.unpack(">H", data[96:98])[0]
                 self.requests.append((sender[0], sender[1], 1, port))
-                reply = struct.pack(">IIIII", 1, transaction, 1800, 0, len(self.peers)) + self._compact()
+                peers = list(self.peers_for_announce()) if self.peers_for_announce else self.peers
+                reply = struct.pack(">IIIII", 1, transaction, self.interval, 0, len(peers)) + self._compact(peers)
+                self.answered_at.append(time.monotonic())
                 self.sock.sendto(reply, sender)
 
     def announces(self) -> List[Tuple[str, int, int, int]]:
