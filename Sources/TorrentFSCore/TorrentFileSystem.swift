@@ -6,56 +6,6 @@ import TorrentEngine
 import Glibc
 #endif
 
-/// Attributes of a node, as `getattr` reports them.
-public struct NodeAttributes: Sendable, Equatable {
-    public var inode: UInt64
-    public var isDirectory: Bool
-    /// Permission bits (0555 folders, 0444 files, 0644 for `.add`).
-    public var permissions: UInt32
-    public var size: Int64
-    /// Bytes backing the node: verified bytes for torrent files.
-    public var allocated: Int64
-    public var links: UInt32
-    /// Seconds since the epoch.
-    public var modified: Int64
-}
-
-/// A failed operation: the errno FUSE replies with.
-public struct FSError: Error, Equatable, Sendable, CustomStringConvertible {
-    public var code: Int32
-    public init(_ code: Int32) { self.code = code }
-    public var description: String { String(cString: strerror(code)) }
-}
-
-/// One entry of a directory listing.
-public struct DirectoryEntry: Sendable, Equatable {
-    public var name: String
-    public var inode: UInt64
-    public var isDirectory: Bool
-}
-
-/// Where the answer to a read goes. Called exactly once per read, from any thread.
-public protocol ReadReply: Sendable {
-    func data(_ bytes: UnsafeRawBufferPointer)
-    func error(_ code: Int32)
-}
-
-/// How `open` went: the handle, and whether the kernel may keep cached pages (torrent
-/// data never changes) or must read afresh (control files).
-public struct OpenResult: Sendable, Equatable {
-    public var handle: UInt64
-    public var keepCache: Bool
-    public var directIO: Bool
-}
-
-/// The outcome of starting a read.
-public enum ReadStart: Sendable, Equatable {
-    /// The reply was sent (or an error).
-    case done
-    /// Waiting for pieces: call `activate(_:)` once interrupts can reach `interrupt(_:)`.
-    case pending
-}
-
 /// Everything the filesystem does, independent of FUSE: the inode table, the folder tree
 /// of each torrent, the control files, attributes, xattrs, errno mapping, persistence of
 /// what is mounted. File reads go through the engine's streaming readers (one per open
@@ -84,15 +34,15 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     let io = DispatchQueue(label: "torrentfs.io", attributes: .concurrent)
 
     // Guarded by `lock`.
-    private var nodes: [UInt64: Node] = [TorrentFileSystem.rootInode: .root, TorrentFileSystem.addInode: .add,
+    var nodes: [UInt64: Node] = [TorrentFileSystem.rootInode: .root, TorrentFileSystem.addInode: .add,
                                              TorrentFileSystem.statusInode: .status]
-    private var torrents: [InfoHash: Mounted] = [:]
-    private var nextID: UInt64 = 16
-    private var handles: [UInt64: Handle] = [:]
+    var torrents: [InfoHash: Mounted] = [:]
+    var nextID: UInt64 = 16
+    var handles: [UInt64: Handle] = [:]
     /// Reads waiting for pieces, by FUSE request.
-    private var pending: [UInt64: ParkedRead] = [:]
-    private var addErrors: [StatusDocument.RefusedInput] = []
-    private var closed = false
+    var pending: [UInt64: ParkedRead] = [:]
+    var addErrors: [StatusDocument.RefusedInput] = []
+    var closed = false
 
     enum Node {
         case root, add, status
@@ -223,7 +173,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
 
     func dataDirectory(for hash: InfoHash) -> String { options.dataDirectory + "/data/" + hash.hex }
 
-    private func forget(_ hash: InfoHash) {
+    func forget(_ hash: InfoHash) {
         lock.withLock {
             guard let mounted = torrents.removeValue(forKey: hash) else { return }
             nodes[mounted.folderInode] = nil
@@ -232,13 +182,13 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         }
     }
 
-    private func makeID() -> UInt64 {
+    func makeID() -> UInt64 {
         nextID += 1
         return nextID
     }
 
     /// A root folder name not used by another torrent (lock held).
-    private func uniqueFolderName(_ wanted: String, except: InfoHash?) -> String {
+    func uniqueFolderName(_ wanted: String, except: InfoHash?) -> String {
         var base = String(wanted.map { $0 == "/" || $0 == "\0" ? "_" : $0 })
         if base.isEmpty || base == "." || base == ".." || base == Self.addName || base == Self.statusName {
             base = "_" + base
@@ -255,7 +205,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     }
 
     /// Builds the folder tree once the metadata is known (lock held).
-    private func metadataKnown(_ mounted: Mounted, _ metainfo: Metainfo) {
+    func metadataKnown(_ mounted: Mounted, _ metainfo: Metainfo) {
         guard mounted.metainfo == nil else { return }
         mounted.metainfo = metainfo
         mounted.folderName = uniqueFolderName(metainfo.info.name, except: mounted.hash)
@@ -313,7 +263,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         lock.withLock { attributes(inode) }
     }
 
-    private func attributes(_ inode: UInt64) -> Result<NodeAttributes, FSError> {
+    func attributes(_ inode: UInt64) -> Result<NodeAttributes, FSError> {
         guard let node = nodes[inode] else { return .failure(FSError(ENOENT)) }
         func directory(links: Int) -> NodeAttributes {
             NodeAttributes(inode: inode, isDirectory: true, permissions: 0o555, size: 4096, allocated: 0,
@@ -372,7 +322,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
 
     /// Runs `retry` once the metadata is known, or fails `reply` (EAGAIN after the timeout,
     /// EIO after an unmount, ENOENT once the torrent is removed); lock held.
-    private func waitForMetadata<T>(_ mounted: Mounted, failing reply: @escaping @Sendable (Result<T, FSError>) -> Void,
+    func waitForMetadata<T>(_ mounted: Mounted, failing reply: @escaping @Sendable (Result<T, FSError>) -> Void,
                                     retry: @escaping @Sendable (TorrentFileSystem) -> Void) {
         waitForMetadata(mounted) { [weak self] failure in
             guard let self else { return reply(.failure(FSError(EIO))) }
@@ -382,7 +332,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     }
 
     /// Registers a metadata waiter with a timeout (lock held).
-    private func waitForMetadata(_ mounted: Mounted, _ done: @escaping @Sendable (Int32?) -> Void) {
+    func waitForMetadata(_ mounted: Mounted, _ done: @escaping @Sendable (Int32?) -> Void) {
         if closed { return done(EIO) }
         let id = makeID()
         mounted.metadataWaiters[id] = done
@@ -535,109 +485,6 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         lock.withLock { pending[request] }?.cancel(.cancelled)
     }
 
-    // MARK: Writing (`.add`)
-
-    /// Appends to an `.add` handle (offsets are ignored: `>>` writes at the old size).
-    /// Complete text lines are checked at once, so `echo junk > .add` fails at the write.
-    public func write(handle: UInt64, bytes: UnsafeRawBufferPointer) -> Result<Int, FSError> {
-        let outcome = lock.withLock { () -> (Result<Int, FSError>, AddError?) in
-            guard case .add(let buffer) = handles[handle] else { return (.failure(FSError(EBADF)), nil) }
-            if buffer.failure != nil { return (.failure(FSError(EINVAL)), nil) }
-            buffer.bytes += bytes
-            do throws(AddError) {
-                try AddInput.check(partial: buffer.bytes)
-            } catch {
-                buffer.failure = error
-                return (.failure(FSError(EINVAL)), error)
-            }
-            return (.success(bytes.count), nil)
-        }
-        if let error = outcome.1 { recordAddError(error, input: Array(bytes)) }
-        return outcome.0
-    }
-
-    /// Commits what was written to an `.add` handle (on close): all of it is added, or
-    /// nothing and EINVAL. The reply may come later (URLs are fetched first).
-    public func flush(handle: UInt64, reply: @escaping @Sendable (Int32) -> Void) {
-        let taken = lock.withLock { () -> (bytes: [UInt8], failed: Bool)? in
-            guard case .add(let buffer) = handles[handle] else { return nil }
-            let bytes = buffer.bytes
-            buffer.bytes = []
-            return (bytes, buffer.failure != nil)
-        }
-        guard let taken else { return reply(0) }  // not `.add`: nothing to flush
-        if taken.failed { return reply(EINVAL) }
-        guard !taken.bytes.isEmpty else { return reply(0) }  // an empty close (e.g. `: > .add`)
-        Task.detached { [self] in
-            do {
-                try await commit(taken.bytes)
-                reply(0)
-            } catch let error as AddError {
-                recordAddError(error, input: taken.bytes)
-                reply(EINVAL)
-            } catch {
-                recordAddError(AddError("\(error)"), input: taken.bytes)
-                reply(EINVAL)
-            }
-        }
-    }
-
-    /// Parses and resolves everything first, so a bad item adds nothing.
-    func commit(_ bytes: [UInt8]) async throws {
-        var sources: [(TorrentSource, [UInt8]?)] = []
-        for item in try AddInput.parse(bytes) {
-            switch item {
-            case .magnet(let magnet):
-                sources.append((.magnet(magnet), nil))
-            case .metainfo(let metainfo, let raw):
-                sources.append((.metainfo(metainfo), raw))
-            case .path(let path):
-                guard let raw = try? PosixFile.read(path, limit: AddInput.maxBytes) else {
-                    throw AddError("cannot read \(path)")
-                }
-                do {
-                    sources.append((.metainfo(try Metainfo(bytes: raw)), raw))
-                } catch {
-                    throw AddError("\(path): not a valid .torrent file: \(error)")
-                }
-            case .url(let url):
-                let raw: [UInt8]
-                do {
-                    raw = try await session.fetch(url)
-                } catch {
-                    throw AddError("cannot fetch \(url): \(error)")
-                }
-                do {
-                    sources.append((.metainfo(try Metainfo(bytes: raw)), raw))
-                } catch {
-                    throw AddError("\(url): not a valid .torrent file: \(error)")
-                }
-            }
-        }
-        for (source, raw) in sources { try await add(source, persist: true, torrentBytes: raw) }
-    }
-
-    private func recordAddError(_ error: AddError, input: [UInt8]) {
-        logger.warning("refused .add input", metadata: ["error": "\(error)"])
-        let shown = AddInput.looksBencoded(input) ? "(\(input.count) bytes of bencoded data)"
-            : AddInput.snippet(String(String(decoding: input.prefix(200), as: UTF8.self).reversed()
-                .drop { $0.isWhitespace }.reversed()))
-        let record = StatusDocument.RefusedInput(time: ISO8601DateFormatter().string(from: Date()), input: shown,
-                                    error: error.description)
-        lock.withLock {
-            addErrors.append(record)
-            if addErrors.count > Self.maxAddErrors { addErrors.removeFirst() }
-        }
-    }
-
-    /// `truncate`/`setattr` is allowed on `.add` only (shells truncate before writing).
-    public func setattr(_ inode: UInt64, size: Int64?) -> Result<NodeAttributes, FSError> {
-        lock.withLock {
-            guard case .add = nodes[inode] else { return .failure(FSError(nodes[inode] == nil ? ENOENT : EROFS)) }
-            return attributes(inode)
-        }
-    }
-
     // MARK: Removing
 
     /// `rmdir` of a torrent folder in the mount root removes the torrent.
@@ -682,92 +529,5 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     /// Any other change to the tree is refused: the filesystem is read-only.
     public func refuseChange(parent: UInt64) -> Int32 {
         lock.withLock { nodes[parent] == nil ? ENOENT : EROFS }
-    }
-
-    // MARK: Extended attributes
-
-    public func listxattr(_ inode: UInt64) -> Result<[String], FSError> {
-        lock.withLock {
-            switch nodes[inode] {
-            case .folder, .directory, .file: return .success(Self.xattrNames)
-            case nil: return .failure(FSError(ENOENT))
-            default: return .success([])
-            }
-        }
-    }
-
-    public func getxattr(_ inode: UInt64, name: String, reply: @escaping @Sendable (Result<[UInt8], FSError>) -> Void) {
-        let result = lock.withLock { () -> Result<[UInt8], FSError>? in
-            let hash: InfoHash
-            var range: Range<Int64>?
-            switch nodes[inode] {
-            case .folder(let owner):
-                hash = owner
-            case .directory(let owner, let path):
-                hash = owner
-                if let info = torrents[owner]?.metainfo?.info {
-                    let inside = info.files.filter { !$0.isPadding && $0.path.starts(with: path) }
-                    if let first = inside.first, let last = inside.last { range = first.offset..<(last.offset + last.length) }
-                }
-            case .file(let owner, let index):
-                hash = owner
-                range = torrents[owner]?.metainfo?.info.files[index].byteRange
-            case nil:
-                return .failure(FSError(ENOENT))
-            default:
-                return .failure(FSError(ENODATA))
-            }
-            guard let mounted = torrents[hash] else { return .failure(FSError(ENOENT)) }
-            switch name {
-            case "user.torrentfs.infohash":
-                return .success(Array(hash.hex.utf8))
-            case "user.torrentfs.magnet":
-                return .success(Array(mounted.magnet.uri.utf8))
-            case "user.torrentfs.progress":
-                guard let info = mounted.metainfo?.info else { return .success(Array("0.0000".utf8)) }
-                let span = range ?? 0..<info.totalLength
-                let fraction = span.isEmpty ? 1 : Double(session.verifiedBytes(hash, in: span)) / Double(span.count)
-                return .success(Array(String(format: "%.4f", fraction).utf8))
-            case "user.torrentfs.peers":
-                return nil
-            default:
-                return .failure(FSError(ENODATA))
-            }
-        }
-        if let result { return reply(result) }
-        session.withStatus { [weak self] status in
-            guard let self else { return reply(.failure(FSError(EIO))) }
-            let hash = self.lock.withLock { () -> InfoHash? in
-                switch self.nodes[inode] {
-                case .folder(let owner), .directory(let owner, _), .file(let owner, _): return owner
-                default: return nil
-                }
-            }
-            guard let hash, let stat = status.torrents.first(where: { $0.infoHash == hash.hex }) else {
-                return reply(.failure(FSError(ENOENT)))
-            }
-            reply(.success(Array("\(stat.peers.count)".utf8)))
-        }
-    }
-
-    // MARK: .status
-
-    /// The engine's status document with the mount's own fields: each torrent's folder,
-    /// only mounted torrents, in folder order, and the refused `.add` inputs.
-    func statusDocument(_ status: StatusDocument) -> [UInt8] {
-        let document = lock.withLock { () -> StatusDocument in
-            var document = status
-            document.torrents = status.torrents.compactMap { stat in
-                guard let hash = InfoHash(string: stat.infoHash), let mounted = torrents[hash] else { return nil }
-                var stat = stat
-                stat.folder = mounted.folderName
-                return stat
-            }.sorted { ($0.folder ?? "") < ($1.folder ?? "") }
-            document.addErrors = addErrors
-            return document
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return Array((try? encoder.encode(document)) ?? Data("{}".utf8)) + [UInt8(ascii: "\n")]
     }
 }
