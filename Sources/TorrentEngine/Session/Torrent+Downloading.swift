@@ -62,14 +62,9 @@ extension Torrent {
         let outcome = picker!.blockReceived(range)
         guard outcome != .unexpected else { return }
         let piece = range.piece.value
-        // Taken out of the table while written to: a copy of the piece per block otherwise.
-        var buffer = assembling.removeValue(forKey: piece)
-            ?? PieceBuffer(bytes: [UInt8](repeating: 0, count: metainfo.info.lengths.pieceSize(range.piece)),
-                           senders: [Sender?](repeating: nil, count: metainfo.info.lengths.blockCount(range.piece)))
-        buffer.bytes.withUnsafeMutableBytes { target in
-            target.baseAddress!.advanced(by: range.begin).copyMemory(from: data.baseAddress!, byteCount: data.count)
-        }
-        buffer.senders[range.blockIndex] = Sender(connection: peer.id, address: peer.address, peerID: peer.remotePeerID)
+        let sender = BlockSender(connection: peer.id, address: peer.address, peerID: peer.remotePeerID)
+        let complete = assembly.add(range, data, from: sender, lengths: metainfo.info.lengths,
+                                    complete: outcome == .pieceComplete)
         // Endgame duplicates of this block elsewhere are no longer needed.
         for other in peers.values where other.id != peer.id {
             if var session = other.session, session.cancelled(range) {
@@ -77,15 +72,10 @@ extension Torrent {
                 other.send(.cancel(piece: piece, begin: range.begin, length: range.length))
             }
         }
-        if outcome == .pieceComplete {
-            assembling[piece] = nil
-            verify(range.piece, buffer)
-        } else {
-            assembling[piece] = buffer
-        }
+        if let complete { verify(range.piece, complete) }
     }
 
-    func verify(_ piece: PieceIndex, _ buffer: PieceBuffer) {
+    func verify(_ piece: PieceIndex, _ buffer: PieceAssembly.Attempt) {
         guard let metainfo, let storage else { return }
         let expected = metainfo.info.hash(of: piece)
         let offset = metainfo.info.lengths.pieceOffset(piece)
@@ -98,7 +88,8 @@ extension Torrent {
             switch result {
             case .success(true):
                 pieceVerified(piece, size: bytes.count)
-                if let failed = failedPieces.removeValue(forKey: piece.value) { smartBan(failed, good: bytes) }
+                // An earlier failed attempt, compared block by block, names whoever lied.
+                for liar in assembly.passed(piece.value, good: bytes) { ban(liar, reason: .badData) }
             case .success(false): pieceFailed(piece, buffer)
             case .failure(let error):
                 storageFailed(piece, bytes, error: "\(error)")
@@ -173,40 +164,15 @@ extension Torrent {
         }
     }
 
-    func pieceFailed(_ piece: PieceIndex, _ buffer: PieceBuffer) {
+    func pieceFailed(_ piece: PieceIndex, _ attempt: PieceAssembly.Attempt) {
         hashFailures += 1
         picker?.pieceFailed(piece)
-        let senders = buffer.distinctSenders
-        logger.warning("hash check failed", metadata: ["piece": "\(piece.value)", "peers": "\(senders.count)"])
-        if senders.count == 1, let sender = senders.first {
-            // It alone sent the piece: it sent bad data.
-            ban(sender, reason: .badData)
-        } else {
-            // Several senders: keep the attempt; once the piece passes, the blocks that differ
-            // name the liar, and honest peers that shared the piece are never blamed.
-            failedPieces[piece.value] = buffer
-            failedOrder.removeAll { $0 == piece.value }
-            failedOrder.append(piece.value)
-            if failedOrder.count > Torrent.maxRememberedFailures {
-                failedPieces[failedOrder.removeFirst()] = nil
-            }
-        }
+        logger.warning("hash check failed", metadata: ["piece": "\(piece.value)", "peers": "\(attempt.distinctSenders.count)"])
+        // It alone sent the piece: it sent bad data. Several senders: smart ban decides later.
+        if let liar = assembly.failed(piece.value, attempt) { ban(liar, reason: .badData) }
     }
 
-    /// Bans the senders of every block of a failed attempt that differs from the good data.
-    func smartBan(_ failed: PieceBuffer, good: [UInt8]) {
-        failedOrder.removeAll { failedPieces[$0] == nil }
-        var liars = Set<Sender>()
-        for (index, sender) in failed.senders.enumerated() {
-            guard let sender else { continue }
-            let start = index * Lengths.blockSize
-            let end = min(start + Lengths.blockSize, good.count)
-            if !failed.bytes[start..<end].elementsEqual(good[start..<end]) { liars.insert(sender) }
-        }
-        for liar in liars { ban(liar, reason: .badData) }
-    }
-
-    func ban(_ sender: Sender, reason: BanReason) {
+    func ban(_ sender: BlockSender, reason: BanReason) {
         if let peer = peers[sender.connection] {
             ban(peer, reason: reason)
         } else {
@@ -218,8 +184,7 @@ extension Torrent {
         ban(peer.reachableAddress ?? peer.address, peerID: peer.remotePeerID, reason: reason)
         peer.close(.banned)
         // Its blocks in unfinished pieces are not trusted: those pieces start over.
-        for (piece, buffer) in assembling where buffer.senders.contains(where: { $0?.connection == peer.id }) {
-            assembling[piece] = nil
+        for piece in assembly.dropPieces(from: peer.id) {
             if let index = metainfo?.info.lengths.piece(piece) { picker?.pieceFailed(index) }
         }
     }

@@ -10,8 +10,6 @@ import Glibc
 /// Confined to the engine's event loop; `@unchecked Sendable` only so disk-thread
 /// completions can hop back to it.
 final class Torrent: @unchecked Sendable {
-    /// Failed pieces kept to find the bad block once the piece passes ("smart ban").
-    static let maxRememberedFailures = 64
     /// Seconds between choking rounds.
     static let chokeInterval: Int64 = 10_000_000_000
     /// Seconds between PEX messages to one peer (BEP 11: at most once a minute).
@@ -33,7 +31,8 @@ final class Torrent: @unchecked Sendable {
     var peers: [Int: PeerConnection] = [:]
     /// Every address known, where it came from, backoffs and bans.
     var peerList: PeerList
-    var assembling: [Int: PieceBuffer] = [:]
+    /// Pieces being put together, and failed attempts kept for smart ban.
+    var assembly = PieceAssembly()
     var metadata: MetadataAssembler
     /// After metadata from several peers failed its hash, it is fetched from one peer at a
     /// time, so the next failure names the liar and honest peers are never blamed.
@@ -68,24 +67,6 @@ final class Torrent: @unchecked Sendable {
     var lastPEXSent: [Int: Int64] = [:]
     var announcer: TrackerAnnouncer?
 
-    /// Who sent a block: enough to ban them after they disconnected.
-    struct Sender: Hashable {
-        var connection: Int
-        var address: PeerAddress
-        var peerID: PeerID?
-    }
-
-    /// A piece being assembled from blocks, with who sent each block.
-    struct PieceBuffer {
-        var bytes: [UInt8]
-        var senders: [Sender?]
-
-        var distinctSenders: Set<Sender> { Set(senders.compactMap { $0 }) }
-    }
-
-    /// Failed attempts at pieces, compared block by block with the data that later passes.
-    var failedPieces: [Int: PieceBuffer] = [:]
-    var failedOrder: [Int] = []
 
     init(engine: Engine, source: TorrentSource, options: TorrentOptions) {
         self.engine = engine
