@@ -4,6 +4,8 @@ import NIOCore
 /// One peer connection as the engine sees it. Lives on the engine's event loop.
 /// Confined to the engine's event loop (`@unchecked Sendable` for hops back to it).
 final class PeerConnection: @unchecked Sendable {
+    /// A peer that sent no block for this long (nanoseconds) while we waited is snubbed.
+    static let snubTimeout: Int64 = 60_000_000_000
     let id: Int
     let transport: PeerTransport
     let incoming: Bool

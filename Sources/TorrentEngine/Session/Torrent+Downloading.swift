@@ -10,42 +10,25 @@ import Glibc
 extension Torrent {
     // MARK: Downloading
 
-    /// Tops up a peer's requests to its `RequestDepth` (slow start, then ~3 s of its rate).
-    func fillRequests(_ peer: PeerConnection, now: Int64) {
-        guard let current = peer.session, picker != nil, let bits = current.peerHas, current.amInterested,
-              error == nil, storageError == nil, !isStopped else { return }
-        let rate = peer.downloadMeter.rate(now: now)
-        var depth = peer.requestDepth.current(rate: rate, peerLimit: current.remoteExtensions?.requestQueueDepth)
-        // Snubbed (nothing received for a minute while requests were out): one at a time.
-        if !current.outstanding.isEmpty, now - max(peer.lastBlockAt, peer.connectedAt) > Torrent.snubTimeout { depth = 1 }
-        let outstanding = current.outstanding.count
-        guard outstanding < depth, !current.peerChoking || !current.allowedFast.isEmpty else { return }
+    /// Tops up a source's requests to its queue depth (for a peer: `RequestDepth`, slow
+    /// start, then ~3 s of its rate), from the picker.
+    func fillRequests(_ source: BlockSource, now: Int64) {
+        guard picker != nil, error == nil, storageError == nil, !isStopped,
+              let available = source.requestablePieces else { return }
+        let depth = source.queueDepth(now: now)
+        let outstanding = source.outstandingBlocks
         // Top up as the queue drains, in batches of at least an eighth of it, so a fast
-        // peer never waits for requests and picking cost is spread over several blocks.
-        guard depth - outstanding >= max(1, depth / 8) else { return }
-        var wanted = depth - outstanding
+        // source never waits for requests and picking cost is spread over several blocks.
+        guard outstanding.count < depth, depth - outstanding.count >= max(1, depth / 8) else { return }
+        var wanted = depth - outstanding.count
         wanted = downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
         wanted = engine.downloadBucket.takeUnits(of: Lengths.blockSize, upTo: wanted, now: now)
         guard wanted > 0 else { return }
-        let availableBits: Bitfield
-        if current.peerChoking {
-            var allowed = Bitfield(count: bits.count)
-            for piece in current.allowedFast where piece < bits.count && bits[piece] { allowed[piece] = true }
-            availableBits = allowed
-        } else {
-            availableBits = bits
-        }
-        let fastPeer = rate >= averagePeerRate(now: now)
+        let fast = source.downloadRate(now: now) >= averagePeerRate(now: now)
         // Mutated in place (no copy-on-write of the picker's tables).
-        let blocks = picker!.pick(count: wanted, peerHas: availableBits, alreadyRequested: Set(current.outstanding.keys),
-                                  fast: fastPeer, now: now)
-        guard !blocks.isEmpty, var session = peer.session.take() else { return }
-        for block in blocks {
-            session.sentRequest(block, now: now)
-            peer.send(.request(piece: block.piece.value, begin: block.begin, length: block.length))
-        }
-        peer.session = session
-        peer.flush()
+        let blocks = picker!.pick(count: wanted, peerHas: available, alreadyRequested: Set(outstanding.keys),
+                                  fast: fast, now: now)
+        source.request(blocks, now: now)
     }
 
     func averagePeerRate(now: Int64) -> Double {

@@ -10,13 +10,11 @@ import Glibc
 /// Confined to the engine's event loop; `@unchecked Sendable` only so disk-thread
 /// completions can hop back to it.
 final class Torrent: @unchecked Sendable {
-    /// Seconds between choking rounds.
+    /// Nanoseconds between choking rounds (10 s).
     static let chokeInterval: Int64 = 10_000_000_000
-    /// Seconds between PEX messages to one peer (BEP 11: at most once a minute).
+    /// Nanoseconds between PEX messages to one peer (BEP 11: at most once a minute).
     static let pexInterval: Int64 = 60_000_000_000
-    /// A peer that sent no block for this long while we waited on it is snubbed.
-    static let snubTimeout: Int64 = 60_000_000_000
-    /// Seconds between resume-data saves while downloading.
+    /// Nanoseconds between resume-data saves while downloading (30 s).
     static let resumeInterval: Int64 = 30_000_000_000
 
     let engine: Engine

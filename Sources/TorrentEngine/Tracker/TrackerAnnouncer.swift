@@ -261,7 +261,9 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
         }
     }
 
-    /// Best-effort `stopped` to the first tracker of each tier; not waited for.
+    /// Best-effort `stopped` to the first HTTP(S) tracker of each tier; not waited for. UDP
+    /// trackers get none: it would need a fresh connect exchange at shutdown, and they drop
+    /// the peer after its announce interval anyway.
     func stop() {
         for tier in tiers {
             guard let url = tier.first else { continue }
