@@ -60,8 +60,12 @@ struct FileSystemTests {
             #expect(await harness.add(harness.magnet) == 0)
             let small = try await harness.readFile(["multi", "docs", "small.txt"])
             #expect(small == harness.contents[["docs", "small.txt"]]!)
-            try await Task.sleep(for: .milliseconds(300))
-            let stats = try #require(await harness.stats())
+            // Once nothing is wanted any more, nothing else will be fetched: then count.
+            var stats = try #require(await harness.stats())
+            for _ in 0..<200 where stats.wantedBytes > 0 {
+                try await Task.sleep(for: .milliseconds(10))
+                stats = try #require(await harness.stats())
+            }
             // The small file spans two 16 KiB pieces; readahead stops at its end.
             #expect(stats.downloaded < 200_000, "downloaded \(stats.downloaded) of \(harness.metainfo.info.totalLength)")
             #expect(stats.state == .idle)
@@ -100,7 +104,7 @@ struct FileSystemTests {
             #expect((waitedFor["wantedBytes"] as? Int ?? 0) >= 2 * (64 << 10), "\(waitedFor)")
             #expect(waitedFor["verifiedWantedBytes"] as? Int == 0 && waitedFor["eta"] == nil, "\(waitedFor)")
             #expect(waitedFor["folder"] as? String == "lonely" && waitedFor["progress"] as? Double == 0)
-            try await Task.sleep(for: .milliseconds(100))
+            // The engine has the reads' deadlines and no peer: both are still waiting.
             #expect(!first.reply.isAnswered && !second.reply.isAnswered)
             // Ctrl-C in the reader: EINTR for that read only.
             harness.fs.interrupt(first.request)
@@ -280,7 +284,8 @@ struct FileSystemTests {
             #expect(await harness.add("magnet:?xt=urn:btih:\(harness.metainfo.infoHash.hex)&dn=Waiting\n") == 0)
             let folder = try await harness.lookup(TorrentFileSystem.rootInode, "Waiting").get()
             let listing = Task { await harness.list(folder.inode) }
-            try await Task.sleep(for: .milliseconds(100))
+            // The listing is waiting for the metadata (observed, not assumed after a sleep).
+            try await harness.waitForMetadataWaiters(harness.metainfo.infoHash, count: 1)
             #expect(await harness.add(harness.torrentBytes) == 0)
             #expect(try await listing.value.get() == ["a", "b"])
             #expect(try await harness.list(TorrentFileSystem.rootInode).get() == [".add", ".status", "late"])
@@ -312,7 +317,7 @@ struct FileSystemTests {
             #expect(await harness.list(folder.inode) == .failure(FSError(EAGAIN)))
             // Removed while a listing waits: ENOENT at once.
             let waiting = Task { await harness.list(folder.inode) }
-            try await Task.sleep(for: .milliseconds(50))
+            try await harness.waitForMetadataWaiters(harness.metainfo.infoHash, count: 1)
             let code = await withCheckedContinuation { continuation in
                 harness.fs.rmdir(parent: TorrentFileSystem.rootInode, name: "Gone") { continuation.resume(returning: $0) }
             }

@@ -171,6 +171,15 @@ final class Harness: @unchecked Sendable {
     }
 
     func stats() async -> TorrentStats? { await session.stats(metainfo.infoHash) }
+
+    /// Waits (up to 5 s) until `count` lookups or listings wait for the torrent's metadata.
+    func waitForMetadataWaiters(_ hash: InfoHash, count: Int) async throws {
+        for _ in 0..<500 {
+            if fs.lock.withLock({ fs.torrents[hash]?.metadataWaiters.count }) == count { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw FSError(ETIMEDOUT)
+    }
 }
 
 /// A read's reply, awaitable once.
