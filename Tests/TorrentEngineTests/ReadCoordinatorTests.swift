@@ -12,29 +12,35 @@ import Testing
 struct ReadCoordinatorTests {
     static let ms: Int64 = 1_000_000
     /// Two files over seven 16 KiB pieces: a 40 000 bytes, b 60 000 bytes.
-    static let info = try! InfoFixture.info(name: "t", files: [.init(["a"], 40_000), .init(["b"], 60_000)])
+    static let files: [InfoFixture.File] = [.init(["a"], 40_000), .init(["b"], 60_000)]
     static let hash = InfoHash(Array(repeating: 7, count: 20))!
 
     let data: [UInt8]
+    let info: InfoDictionary
     let storage: MemoryStorage
     let recorder = Recorder()
     let coordinator: ReadCoordinator
 
-    /// The clock the coordinator reads, and the deadline changes it sent.
+    /// The clock the coordinator reads, the deadline changes it sent, the pieces it lost.
     final class Recorder: Sendable {
         let now = Mutex<Int64>(1_000 * 1_000_000)
         let sent = Mutex<[String]>([])
+        let lost = Mutex<[Int]>([])
     }
 
     init() throws {
         var generator = SplitMix64(seed: 42)
         data = generator.bytes(100_000)
+        // Real piece hashes: pieces are read back and checked the first time they are served.
+        let bytes = data
+        let hashes = stride(from: 0, to: 100_000, by: 16384).map { PieceHasher.digest(Array(bytes[$0..<min($0 + 16384, 100_000)])) }
+        info = try InfoDictionary(InfoFixture.value(name: "t", files: Self.files, hashes: hashes))
         storage = MemoryStorage(totalLength: 100_000)
         try storage.write(data, at: 0)
         let recorder = recorder
-        coordinator = ReadCoordinator(logger: Logger(label: "test"), clock: { recorder.now.withLock { $0 } }) { _, changes in
-            recorder.sent.withLock { $0 += DeadlineTableTests.render(changes) }
-        }
+        coordinator = ReadCoordinator(logger: Logger(label: "test"), clock: { recorder.now.withLock { $0 } },
+                                      sendDeadlines: { _, changes in recorder.sent.withLock { $0 += DeadlineTableTests.render(changes) } },
+                                      piecesLost: { _, pieces in recorder.lost.withLock { $0 += pieces } })
     }
 
     /// Records the one answer a read gets.
@@ -77,8 +83,8 @@ struct ReadCoordinatorTests {
 
     @Test("verified bytes are served at once, on the caller's thread")
     func warmRead() {
-        coordinator.checked(Self.hash, lengths: Self.info.lengths, storage: storage, have: have(Array(0..<7)))
-        let reader = coordinator.open(Self.hash, info: Self.info, fileIndex: 1, options: ReaderOptions())
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have(Array(0..<7)))
+        let reader = coordinator.open(Self.hash, info: info, fileIndex: 1, options: ReaderOptions())
         let sink = Sink()
         #expect(reader.read(offset: 1000, size: 5000, sink: sink) == .done)
         #expect(sink.answer.withLock { $0 } == .success(Array(data[41_000..<46_000])))
@@ -94,10 +100,10 @@ struct ReadCoordinatorTests {
 
     @Test("a read waits for its missing pieces, nearest first, then gets the bytes")
     func coldRead() throws {
-        coordinator.checked(Self.hash, lengths: Self.info.lengths, storage: storage, have: have([0, 3]))
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have([0, 3]))
         var options = ReaderOptions()
         options.maximumWindow = 0  // no readahead in this test
-        let reader = coordinator.open(Self.hash, info: Self.info, fileIndex: 0, options: options)
+        let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: options)
         let sink = Sink()
         // Bytes 10 000..<40 000 cover pieces 0, 1 and 2; 0 is here.
         guard case .pending = reader.read(offset: 10_000, size: 30_000, sink: sink) else {
@@ -116,11 +122,11 @@ struct ReadCoordinatorTests {
 
     @Test("readahead follows the reader and is released when the reader closes")
     func readahead() {
-        coordinator.checked(Self.hash, lengths: Self.info.lengths, storage: storage, have: have([0]))
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have([0]))
         var options = ReaderOptions()
         options.initialWindow = 40_000
         options.maximumWindow = 40_000
-        let reader = coordinator.open(Self.hash, info: Self.info, fileIndex: 1, options: options)
+        let reader = coordinator.open(Self.hash, info: info, fileIndex: 1, options: options)
         let sink = Sink()
         // File b starts at 40 000 (piece 2); a read of its first byte waits for piece 2,
         // and the 40 000-byte window ahead covers pieces 2–4 (2 is already the read's).
@@ -133,10 +139,10 @@ struct ReadCoordinatorTests {
 
     @Test("cancel, timeout, removal and shutdown each end a waiting read once")
     func failures() {
-        coordinator.checked(Self.hash, lengths: Self.info.lengths, storage: storage, have: have([]))
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have([]))
         var options = ReaderOptions()
         options.maximumWindow = 0
-        let reader = coordinator.open(Self.hash, info: Self.info, fileIndex: 0, options: options)
+        let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: options)
         let cancelled = Sink()
         guard case .pending(let id) = reader.read(offset: 0, size: 10, sink: cancelled) else { return }
         reader.cancel(id, failure: .cancelled)
@@ -145,7 +151,7 @@ struct ReadCoordinatorTests {
         #expect(taken() == ["0:1000000000", "0:-"])
 
         options.timeout = 0.05
-        let impatient = coordinator.open(Self.hash, info: Self.info, fileIndex: 0, options: options)
+        let impatient = coordinator.open(Self.hash, info: info, fileIndex: 0, options: options)
         let timedOut = Sink()
         _ = impatient.read(offset: 0, size: 10, sink: timedOut)
         #expect(timedOut.wait() == .failure(.timedOut))
@@ -158,20 +164,50 @@ struct ReadCoordinatorTests {
         #expect(reader.read(offset: 0, size: 10, sink: after) == .done)
         #expect(after.answer.withLock { $0 } == .failure(.removed))
 
-        let other = coordinator.open(Self.hash, info: Self.info, fileIndex: 0, options: options)
+        let other = coordinator.open(Self.hash, info: info, fileIndex: 0, options: options)
         let stopped = Sink()
         _ = other.read(offset: 0, size: 10, sink: stopped)
         coordinator.shutDown()
         #expect(stopped.wait() == .failure(.shutDown))
     }
 
+    @Test("stored bytes that no longer match their hash never reach a reader: the read fails, the piece is lost")
+    func corruptStorage() {
+        var faults = FaultyStorage.Faults()
+        faults.corruptReads = true
+        let faulty = FaultyStorage(storage, faults: faults)
+        coordinator.checked(Self.hash, info: info, storage: faulty, have: have(Array(0..<7)))
+        let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: ReaderOptions())
+        let sink = Sink()
+        #expect(reader.read(offset: 20_000, size: 100, sink: sink) == .done)  // piece 1
+        guard case .failure(.storage) = sink.answer.withLock({ $0 }) else {
+            Issue.record("corrupt bytes were served: \(String(describing: sink.answer.withLock { $0 }))")
+            return
+        }
+        #expect(recorder.lost.withLock { $0 } == [1])
+        #expect(coordinator.verifiedBytes(Self.hash, in: 0..<100_000) == 100_000 - 16384)
+        // The piece is missing now: a read waits for it to be fetched again.
+        faulty.setFaults(FaultyStorage.Faults())
+        let again = Sink()
+        guard case .pending = reader.read(offset: 20_000, size: 100, sink: again) else {
+            Issue.record("a lost piece was served without being fetched again")
+            return
+        }
+        coordinator.pieceVerified(Self.hash, piece: 1)
+        #expect(again.wait() == .success(Array(data[20_000..<20_100])))
+        // Good pieces are read back once, then served without another check.
+        let warm = Sink()
+        #expect(reader.read(offset: 0, size: 10, sink: warm) == .done)
+        #expect(warm.answer.withLock { $0 } == .success(Array(data[0..<10])))
+    }
+
     @Test("a storage that cannot read fails the read instead of serving zeros")
     func storageFailure() {
         var faults = FaultyStorage.Faults()
         faults.failReads = true
-        coordinator.checked(Self.hash, lengths: Self.info.lengths, storage: FaultyStorage(storage, faults: faults),
+        coordinator.checked(Self.hash, info: info, storage: FaultyStorage(storage, faults: faults),
                             have: have(Array(0..<7)))
-        let reader = coordinator.open(Self.hash, info: Self.info, fileIndex: 0, options: ReaderOptions())
+        let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: ReaderOptions())
         let sink = Sink()
         _ = reader.read(offset: 0, size: 10, sink: sink)
         guard case .failure(.storage) = sink.wait() else {

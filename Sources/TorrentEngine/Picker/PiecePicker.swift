@@ -238,6 +238,15 @@ public struct PiecePicker: Sendable {
         orderDirty = true
     }
 
+    /// A verified piece is gone (its bytes on disk no longer match its hash): wanted again
+    /// like any missing piece.
+    public mutating func pieceLost(_ piece: PieceIndex) {
+        have[piece.value] = false
+        partial[piece.value] = nil
+        hashing.remove(piece.value)
+        orderDirty = true
+    }
+
     /// The hash check failed: every block is open again.
     public mutating func pieceFailed(_ piece: PieceIndex) {
         hashing.remove(piece.value)

@@ -6,6 +6,12 @@ import Logging
 /// the deadlines readers hold (their reads, their readahead), completion when pieces are
 /// verified, and serving verified bytes from the engine's storage.
 ///
+/// Only bytes that match their piece's SHA-1 reach a reader: the first time a piece is
+/// served from storage (in this process, for this storage) the whole piece is read back and
+/// hashed. A piece that no longer matches (changed behind our back, a failing disk) fails
+/// the read with `.storage`, counts as missing again, and is reported to the engine, which
+/// fetches it again.
+///
 /// Thread-safe: readers call in from their own threads (FUSE, HTTP), the engine's loop
 /// reports checks and verified pieces. One lock guards the tables; it is never held across
 /// I/O or a sink call. Deadline changes leave under the lock, so they reach the engine in
@@ -25,12 +31,17 @@ final class ReadCoordinator: @unchecked Sendable {
     private let buffers = BufferPool()
     private let clock: @Sendable () -> Int64
     private let sendDeadlines: @Sendable (InfoHash, [DeadlineTable.Change]) -> Void
+    /// Pieces whose stored bytes failed their hash when read back.
+    private let piecesLost: @Sendable (InfoHash, [Int]) -> Void
     private let logger: Logger
 
     /// One torrent's reads.
     final class Stream {
-        let lengths: Lengths
+        let info: InfoDictionary
+        var lengths: Lengths { info.lengths }
         var storage: PieceStorage?
+        /// Pieces read back from this storage and found matching their hash.
+        var readBack: Bitfield
         /// Verified pieces; nil until the engine has checked the data on disk.
         var verified: Bitfield?
         var deadlines = DeadlineTable()
@@ -39,7 +50,16 @@ final class ReadCoordinator: @unchecked Sendable {
         var reads: [UInt64: PendingRead] = [:]
         var readers: [UInt64: ReaderState] = [:]
 
-        init(lengths: Lengths) { self.lengths = lengths }
+        init(info: InfoDictionary) {
+            self.info = info
+            readBack = Bitfield(count: info.lengths.pieceCount)
+        }
+
+        /// Pieces covering `range` not read back yet (their first serving hashes them).
+        func unchecked(_ range: Range<Int64>) -> [Int] {
+            guard !range.isEmpty, let pieces = lengths.pieces(covering: range) else { return [] }
+            return (pieces.lowerBound.value...pieces.upperBound.value).filter { !readBack[$0] }
+        }
 
         func isVerified(_ piece: Int) -> Bool { verified?[piece] == true }
     }
@@ -68,10 +88,12 @@ final class ReadCoordinator: @unchecked Sendable {
     }
 
     init(logger: Logger, clock: @escaping @Sendable () -> Int64,
-         sendDeadlines: @escaping @Sendable (InfoHash, [DeadlineTable.Change]) -> Void) {
+         sendDeadlines: @escaping @Sendable (InfoHash, [DeadlineTable.Change]) -> Void,
+         piecesLost: @escaping @Sendable (InfoHash, [Int]) -> Void) {
         self.logger = logger
         self.clock = clock
         self.sendDeadlines = sendDeadlines
+        self.piecesLost = piecesLost
     }
 
     private func makeID() -> UInt64 {
@@ -83,7 +105,7 @@ final class ReadCoordinator: @unchecked Sendable {
 
     func open(_ infoHash: InfoHash, info: InfoDictionary, fileIndex: Int, options: ReaderOptions) -> TorrentReader {
         lock.withLock {
-            let stream = streams[infoHash] ?? Stream(lengths: info.lengths)
+            let stream = streams[infoHash] ?? Stream(info: info)
             streams[infoHash] = stream
             let id = makeID()
             stream.readers[id] = ReaderState(
@@ -115,7 +137,7 @@ final class ReadCoordinator: @unchecked Sendable {
         enum Plan {
             case fail(ReadFailure)
             case empty
-            case serve(PieceStorage?, Range<Int64>)
+            case serve(Serving)
             case wait(UInt64, Double?)
         }
         let plan = lock.withLock { () -> Plan in
@@ -134,7 +156,7 @@ final class ReadCoordinator: @unchecked Sendable {
             stream.readers[reader.id] = state
             guard !missing.isEmpty else {
                 send(reader.infoHash, changes)
-                return .serve(stream.storage, range)
+                return .serve(Serving(hash: reader.infoHash, stream: stream, range: range))
             }
             let id = makeID()
             stream.reads[id] = PendingRead(id: id, reader: reader.id, range: range, missing: Set(missing), sink: sink)
@@ -150,8 +172,8 @@ final class ReadCoordinator: @unchecked Sendable {
             sink.failed(failure)
         case .empty:
             sink.data(UnsafeRawBufferPointer(start: nil, count: 0))
-        case .serve(let storage, let range):
-            serve(storage, range, sink)
+        case .serve(let serving):
+            serve(serving, sink)
         case .wait(let id, let timeout):
             if let timeout, timeout > 0 {
                 let hash = reader.infoHash
@@ -215,15 +237,52 @@ final class ReadCoordinator: @unchecked Sendable {
         if !changes.isEmpty { sendDeadlines(infoHash, changes) }
     }
 
-    /// Reads verified bytes from storage into a pooled buffer and hands them to the sink.
-    private func serve(_ storage: PieceStorage?, _ range: Range<Int64>, _ sink: any ReadSink) {
-        guard let storage else { return sink.failed(.storage("no storage")) }
-        let count = Int(range.count)
+    /// What serving a range needs, taken under the lock.
+    struct Serving: @unchecked Sendable {  // `info` and `storage` are immutable or thread-safe
+        let hash: InfoHash
+        let info: InfoDictionary
+        let storage: PieceStorage?
+        let range: Range<Int64>
+        /// Pieces to read back and hash before serving from them.
+        let unchecked: [Int]
+
+        init(hash: InfoHash, stream: Stream, range: Range<Int64>) {
+            self.hash = hash
+            info = stream.info
+            storage = stream.storage
+            self.range = range
+            unchecked = stream.unchecked(range)
+        }
+    }
+
+    /// Reads verified bytes from storage into a pooled buffer and hands them to the sink;
+    /// pieces served for the first time are read back whole and hashed first.
+    private func serve(_ serving: Serving, _ sink: any ReadSink) {
+        guard let storage = serving.storage else { return sink.failed(.storage("no storage")) }
+        if !serving.unchecked.isEmpty {
+            var good: [Int] = []
+            var bad: [Int] = []
+            for piece in serving.unchecked {
+                let index = serving.info.lengths.piece(piece)!
+                let range = serving.info.lengths.byteRange(index)
+                if let bytes = try? storage.read(at: range.lowerBound, length: range.count),
+                   PieceHasher.digest(bytes) == serving.info.hash(of: index) {
+                    good.append(piece)
+                } else {
+                    bad.append(piece)
+                }
+            }
+            readBack(serving.hash, good: good, bad: bad)
+            if !bad.isEmpty {
+                return sink.failed(.storage("piece \(bad[0]) on disk does not match its hash; fetching it again"))
+            }
+        }
+        let count = Int(serving.range.count)
         let buffer = buffers.take(count)
         defer { buffers.give(buffer) }
         let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
         do {
-            try storage.read(at: range.lowerBound, into: slice)
+            try storage.read(at: serving.range.lowerBound, into: slice)
         } catch {
             logger.error("cannot read verified data", metadata: ["error": "\(error)"])
             return sink.failed(.storage("\(error)"))
@@ -231,34 +290,48 @@ final class ReadCoordinator: @unchecked Sendable {
         sink.data(UnsafeRawBufferPointer(slice))
     }
 
+    /// Records what reading back found; lost pieces count as missing and go to the engine.
+    private func readBack(_ infoHash: InfoHash, good: [Int], bad: [Int]) {
+        lock.withLock {
+            guard let stream = streams[infoHash] else { return }
+            for piece in good { stream.readBack[piece] = true }
+            for piece in bad { stream.verified?[piece] = false }
+        }
+        if !bad.isEmpty {
+            logger.error("stored data does not match its hash", metadata: ["pieces": "\(bad)"])
+            piecesLost(infoHash, bad)
+        }
+    }
+
     // MARK: Engine events (the engine's loop)
 
     /// The torrent's data was checked: `have` is what storage holds.
-    func checked(_ infoHash: InfoHash, lengths: Lengths, storage: PieceStorage, have: Bitfield) {
-        let ready = lock.withLock { () -> [PendingRead] in
-            let stream = streams[infoHash] ?? Stream(lengths: lengths)
+    func checked(_ infoHash: InfoHash, info: InfoDictionary, storage: PieceStorage, have: Bitfield) {
+        let ready = lock.withLock { () -> [(PendingRead, Serving)] in
+            let stream = streams[infoHash] ?? Stream(info: info)
             streams[infoHash] = stream
             stream.storage = storage
             stream.verified = have
-            return have.setIndices.flatMap { arrived($0, in: stream) }
+            stream.readBack = Bitfield(count: info.lengths.pieceCount)
+            return have.setIndices.flatMap { arrived($0, in: stream) }.map { ($0, Serving(hash: infoHash, stream: stream, range: $0.range)) }
         }
-        deliver(ready, from: storage)
+        deliver(ready)
     }
 
     func pieceVerified(_ infoHash: InfoHash, piece: Int) {
-        let (ready, storage) = lock.withLock { () -> ([PendingRead], PieceStorage?) in
-            guard let stream = streams[infoHash] else { return ([], nil) }
+        let ready = lock.withLock { () -> [(PendingRead, Serving)] in
+            guard let stream = streams[infoHash] else { return [] }
             stream.verified?[piece] = true
-            return (arrived(piece, in: stream), stream.storage)
+            return arrived(piece, in: stream).map { ($0, Serving(hash: infoHash, stream: stream, range: $0.range)) }
         }
-        deliver(ready, from: storage)
+        deliver(ready)
     }
 
     /// Serves completed reads off the engine's thread.
-    private func deliver(_ reads: [PendingRead], from storage: PieceStorage?) {
-        for read in reads {
-            let (range, sink) = (read.range, read.sink)
-            io.async { [self] in serve(storage, range, sink) }
+    private func deliver(_ reads: [(PendingRead, Serving)]) {
+        for (read, serving) in reads {
+            let sink = read.sink
+            io.async { [self] in serve(serving, sink) }
         }
     }
 

@@ -54,6 +54,8 @@ final class Engine: @unchecked Sendable {
         let loop = loop
         reads = ReadCoordinator(logger: logger, clock: { Engine.now() }, sendDeadlines: { hash, changes in
             loop.execute { owner.engine?.torrents[hash]?.setDeadlines(changes) }
+        }, piecesLost: { hash, pieces in
+            loop.execute { owner.engine?.torrents[hash]?.piecesLost(pieces) }
         })
         owner.engine = self
     }

@@ -147,6 +147,26 @@ extension Torrent {
         }
     }
 
+    /// Verified pieces whose stored bytes no longer match their hash (read back by a
+    /// streaming read): missing again, fetched again.
+    func piecesLost(_ pieces: [Int]) {
+        guard !isStopped, let lengths = metainfo?.info.lengths else { return }
+        for piece in pieces {
+            guard let index = lengths.piece(piece), picker?.have[piece] == true else { continue }
+            picker?.pieceLost(index)
+            verifiedBytes -= Int64(lengths.pieceSize(index))
+            resumeDirty = true
+        }
+        logger.error("stored pieces lost; fetching them again", metadata: ["pieces": "\(pieces)"])
+        updateState()
+        let now = Engine.now()
+        for peer in peers.values where peer.session != nil {
+            updateInterest(peer)
+            fillRequests(peer, now: now)
+        }
+        connectMore(now: now)
+    }
+
     func pieceFailed(_ piece: PieceIndex, _ attempt: PieceAssembly.Attempt) {
         hashFailures += 1
         picker?.pieceFailed(piece)

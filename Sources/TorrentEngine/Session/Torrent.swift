@@ -202,7 +202,7 @@ final class Torrent: @unchecked Sendable {
             fillRequests(peer, now: now)
             peer.flush()
         }
-        if let storage { engine.reads.checked(infoHash, lengths: metainfo.info.lengths, storage: storage, have: have) }
+        if let storage { engine.reads.checked(infoHash, info: metainfo.info, storage: storage, have: have) }
         for observer in engine.observers.values { observer.torrentChecked(infoHash, have: have) }
     }
 
