@@ -193,6 +193,9 @@ final class Torrent: @unchecked Sendable {
         saveResume()
         updateState()
         logger.info("checked", metadata: ["have": "\(have.setCount)/\(have.count)"])
+        // The first announce went out during the check, telling the trackers everything was
+        // left: data found on disk is announced at once (a seed is a seed to them now).
+        if !have.isEmpty { announcer?.announceNow() }
         // Peers that connected while the data was checked get our pieces, our interest and
         // their first requests now, not at the next tick.
         let now = Engine.now()

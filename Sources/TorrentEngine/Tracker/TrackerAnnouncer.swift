@@ -29,6 +29,9 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
     /// The first scrape follows the first successful announce by this much.
     static let firstScrapeDelay: Int64 = 2_000_000_000
     var nextScrape: Int64?
+    /// What the trackers were told changed while an announce was under way: announce again
+    /// as soon as it ends.
+    var announceAgain = false
 
     init(torrent: Torrent, tiers: [[String]]) {
         self.torrent = torrent
@@ -56,7 +59,18 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
     /// Announce `completed` at once.
     func completed() {
         pendingEvent = .completed
+        announceNow()
+    }
+
+    /// Tells the trackers what changed (the check found data on disk, a download ended) now,
+    /// not at the next interval; after the announce under way, if there is one.
+    func announceNow() {
         nextAnnounce = 0
+        if inFlight {
+            announceAgain = true
+        } else {
+            tick(now: Engine.now())
+        }
     }
 
     private func request(event: AnnounceRequest.Event, url: String) -> AnnounceRequest {
@@ -197,6 +211,11 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
             let interval = max(response.interval, response.minInterval ?? 0)
             nextAnnounce = now + Int64(interval) * 1_000_000_000
             torrent.logger.info("announced", metadata: ["tracker": "\(url)", "peers": "\(response.peers.count)"])
+            if announceAgain {
+                announceAgain = false
+                nextAnnounce = 0
+                tick(now: now)
+            }
         case .failure(let error):
             if let index = statusIndex { torrent.trackerStatus[index].lastError = error.description }
             torrent.logger.info("announce failed", metadata: ["tracker": "\(url)", "error": "\(error)"])
