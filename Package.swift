@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
         .library(name: "TorrentEngine", targets: ["TorrentEngine"]),
         .library(name: "TorrentFSCore", targets: ["TorrentFSCore"]),
+        .library(name: "TorrentHTTP", targets: ["TorrentHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -39,6 +40,15 @@ let package = Package(
             name: "TorrentFSCore",
             dependencies: ["BitTorrent", "TorrentEngine", .product(name: "Logging", package: "swift-log")]
         ),
+        // The HTTP range server of `torrentfs serve` and `-o http=`, over the engine's readers.
+        .target(
+            name: "TorrentHTTP",
+            dependencies: ["BitTorrent", "TorrentEngine",
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         // The thin libfuse adapter: ops table, async replies, mount and unmount.
         .target(
             name: "TorrentFS",
@@ -51,6 +61,7 @@ let package = Package(
                 "TorrentEngine",
                 "TorrentFSCore",
                 "TorrentFS",
+                "TorrentHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -66,6 +77,7 @@ let package = Package(
             dependencies: ["TorrentFSCore", "TorrentEngine", "BitTorrent", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
+        .testTarget(name: "TorrentHTTPTests", dependencies: ["TorrentHTTP", "TorrentEngine", "BitTorrent", "TestSupport"]),
         .testTarget(
             name: "TorrentEngineTests",
             dependencies: ["TorrentEngine", "BitTorrent", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),

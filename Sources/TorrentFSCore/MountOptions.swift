@@ -30,6 +30,14 @@ public struct MountOptions: Sendable, Equatable {
     public var seedRatio: Double?
     /// Daemon log file (nil = `DATA/torrentfs.log`).
     public var logFile: String?
+    /// `http=ADDR:PORT`: serve the mount's torrents over HTTP there too (nil = no server).
+    public var http: (host: String, port: Int)? { httpAddress.flatMap(MountOptions.hostAndPort) }
+    /// `http=` as given (kept as text so the options stay `Equatable`).
+    public var httpAddress: String?
+    /// `http_host=NAME` (repeatable): names accepted in `Host` besides `localhost`.
+    public var httpHosts: [String] = []
+    /// `http_add`: `POST /` adds torrents (refused otherwise).
+    public var httpAdd = false
 
     public init(dataDirectory: String = MountOptions.defaultDataDirectory()) {
         self.dataDirectory = dataDirectory
@@ -102,6 +110,13 @@ public struct MountOptions: Sendable, Equatable {
         case "remove_data": try flag(); removeData = true
         case "allow_other": try flag(); allowOther = true
         case "debug": try flag(); debug = true
+        case "http":
+            guard MountOptions.hostAndPort(try required()) != nil else {
+                throw MountOptionError("http=\(value ?? ""): not ADDR:PORT (e.g. 127.0.0.1:8888)")
+            }
+            httpAddress = value
+        case "http_host": httpHosts.append(try required())
+        case "http_add": try flag(); httpAdd = true
         case "log":
             let path = try required()
             guard path.hasPrefix("/") else { throw MountOptionError("log=\(path): an absolute path is needed") }
@@ -111,6 +126,24 @@ public struct MountOptions: Sendable, Equatable {
                 throw MountOptionError("unknown mount option \(item)")
             }
         }
+    }
+
+    /// `host:port` or `[v6]:port`, port 0–65535 (0: any free port).
+    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        let host: Substring
+        let port: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            port = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let number = Int(port), (0...65535).contains(number) else { return nil }
+        return (String(host), number)
     }
 
     private static func rate(_ key: String, _ text: String) throws(MountOptionError) -> Int? {

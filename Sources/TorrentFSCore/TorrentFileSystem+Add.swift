@@ -55,8 +55,9 @@ extension TorrentFileSystem {
         }
     }
 
+    /// Adds what `bytes` hold in any `.add` form (also `POST /` of the mount's HTTP server).
     /// Parses and resolves everything first, so a bad item adds nothing.
-    func commit(_ bytes: [UInt8]) async throws {
+    public func commit(_ bytes: [UInt8]) async throws {
         var sources: [(TorrentSource, [UInt8]?)] = []
         for item in try AddInput.parse(bytes) {
             switch item {

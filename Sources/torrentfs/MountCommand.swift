@@ -4,6 +4,7 @@ import Logging
 import TorrentEngine
 import TorrentFS
 import TorrentFSCore
+import TorrentHTTP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -159,6 +160,7 @@ struct MountCommand: AsyncParsableCommand {
         let session: Session
         let fileSystem: TorrentFileSystem
         let mount: FuseMount
+        var httpServer: TorrentHTTPServer?
         do {
             try makeDirectories(settings.dataDirectory)
             session = Session(configuration: sessionConfiguration(settings), logger: logger)
@@ -174,6 +176,22 @@ struct MountCommand: AsyncParsableCommand {
             }
             mount = FuseMount(fileSystem: fileSystem, mountpoint: mountpoint, logger: logger)
             try mount.mount(allowOther: settings.allowOther, debug: settings.debug)
+            if let http = settings.http {
+                var configuration = TorrentHTTPServer.Configuration()
+                (configuration.host, configuration.port) = http
+                configuration.hostNames = settings.httpHosts
+                configuration.metadataTimeout = settings.metadataTimeout
+                configuration.readerOptions.maximumWindow = settings.readahead
+                configuration.readerOptions.timeout = settings.readTimeout
+                if settings.httpAdd { configuration.add = { try await fileSystem.commit($0) } }
+                do {
+                    httpServer = try await TorrentHTTPServer.start(session: session, configuration: configuration, logger: logger)
+                } catch {
+                    mount.shutdown()
+                    await session.shutdown()
+                    throw CLIError("cannot serve HTTP on \(settings.httpAddress ?? ""): \(error)")
+                }
+            }
         } catch {
             report("error: \(error)")
             throw CLIError("\(error)")
@@ -186,6 +204,7 @@ struct MountCommand: AsyncParsableCommand {
             try? await Task.sleep(for: .milliseconds(250))
         }
         logger.info("unmounting", metadata: ["mountpoint": "\(mountpoint)"])
+        await httpServer?.stop()
         mount.shutdown()
         await session.shutdown()
         logger.info("stopped")

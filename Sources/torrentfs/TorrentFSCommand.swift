@@ -8,7 +8,7 @@ struct TorrentFSCommand: AsyncParsableCommand {
         abstract: "A streaming BitTorrent client whose interface is a filesystem.",
         version: "0.1.0",
         subcommands: [MountCommand.self, AddCommand.self, StatusCommand.self, InfoCommand.self, CreateCommand.self,
-                      DownloadCommand.self, SeedCommand.self]
+                      DownloadCommand.self, SeedCommand.self, ServeCommand.self]
     )
 
     /// `mount.torrentfs …` (a link to this binary) is `torrentfs mount …`.
