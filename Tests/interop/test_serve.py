@@ -200,3 +200,34 @@ def test_post_adds_when_allowed(tmp_path, procs, torrentfs_bin):
     index = json.loads(served.request("GET", "/", {"Accept": "application/json"})[1])
     assert [t["infoHash"] for t in index] == [info["infoHash"]]
     assert os.path.getsize(torrent) > 0
+
+
+def test_mount_serves_its_torrents_over_http(tmp_path, procs, torrentfs_bin, mounter):
+    """A mount with -o http= serves what it shows; reads through both at once agree."""
+    from swarm import free_port
+    root = make_tree(tmp_path / "src" / "Kit", {k.split("/", 1)[1]: v for k, v in FILES.items()}, seed=99)
+    torrent = tmp_path / "kit.torrent"
+    info = torrentfs_create(torrentfs_bin, root, torrent)
+    seeder = lt_seeder(procs, type("C", (), {"parent": tmp_path / "src"})(), torrent)
+    port = free_port()
+    mount = mounter("http", opts=[f"http=127.0.0.1:{port}"])
+    mount.add(f"magnet:?xt=urn:btih:{info['infoHash']}&x.pe=127.0.0.1:{seeder.port}\n")
+    source = (root / "clip.mp4").read_bytes()
+    results = {}
+
+    def over_http():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=SERVE_TIMEOUT)
+        conn.request("GET", f"/t/{info['infoHash']}/clip.mp4", headers={"Range": "bytes=1000000-"})
+        response = conn.getresponse()
+        results["http"] = (response.status, response.read())
+
+    thread = threading.Thread(target=over_http)
+    thread.start()
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    path = mount.path("Kit", "clip.mp4")
+    while not path.exists():
+        assert time.monotonic() < deadline, "the file never appeared in the mount"
+        time.sleep(0.05)
+    assert path.read_bytes() == source
+    thread.join(SERVE_TIMEOUT)
+    assert results["http"] == (206, source[1_000_000:])
