@@ -83,7 +83,7 @@ struct ReadCoordinatorTests {
 
     @Test("verified bytes are served at once, on the caller's thread")
     func warmRead() {
-        coordinator.checked(Self.hash, info: info, storage: storage, have: have(Array(0..<7)))
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have(Array(0..<7)), hashed: Bitfield(count: 7))
         let reader = coordinator.open(Self.hash, info: info, fileIndex: 1, options: ReaderOptions())
         let sink = Sink()
         #expect(reader.read(offset: 1000, size: 5000, sink: sink) == .done)
@@ -100,7 +100,7 @@ struct ReadCoordinatorTests {
 
     @Test("a read waits for its missing pieces, nearest first, then gets the bytes")
     func coldRead() throws {
-        coordinator.checked(Self.hash, info: info, storage: storage, have: have([0, 3]))
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have([0, 3]), hashed: Bitfield(count: 7))
         var options = ReaderOptions()
         options.maximumWindow = 0  // no readahead in this test
         let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: options)
@@ -122,7 +122,7 @@ struct ReadCoordinatorTests {
 
     @Test("readahead follows the reader and is released when the reader closes")
     func readahead() {
-        coordinator.checked(Self.hash, info: info, storage: storage, have: have([0]))
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have([0]), hashed: Bitfield(count: 7))
         var options = ReaderOptions()
         options.initialWindow = 40_000
         options.maximumWindow = 40_000
@@ -139,7 +139,7 @@ struct ReadCoordinatorTests {
 
     @Test("cancel, timeout, removal and shutdown each end a waiting read once")
     func failures() {
-        coordinator.checked(Self.hash, info: info, storage: storage, have: have([]))
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have([]), hashed: Bitfield(count: 7))
         var options = ReaderOptions()
         options.maximumWindow = 0
         let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: options)
@@ -176,7 +176,7 @@ struct ReadCoordinatorTests {
         var faults = FaultyStorage.Faults()
         faults.corruptReads = true
         let faulty = FaultyStorage(storage, faults: faults)
-        coordinator.checked(Self.hash, info: info, storage: faulty, have: have(Array(0..<7)))
+        coordinator.checked(Self.hash, info: info, storage: faulty, have: have(Array(0..<7)), hashed: Bitfield(count: 7))
         let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: ReaderOptions())
         let sink = Sink()
         #expect(reader.read(offset: 20_000, size: 100, sink: sink) == .done)  // piece 1
@@ -206,7 +206,7 @@ struct ReadCoordinatorTests {
         var faults = FaultyStorage.Faults()
         faults.failReads = true
         coordinator.checked(Self.hash, info: info, storage: FaultyStorage(storage, faults: faults),
-                            have: have(Array(0..<7)))
+                            have: have(Array(0..<7)), hashed: Bitfield(count: 7))
         let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: ReaderOptions())
         let sink = Sink()
         _ = reader.read(offset: 0, size: 10, sink: sink)

@@ -6,11 +6,12 @@ import Logging
 /// the deadlines readers hold (their reads, their readahead), completion when pieces are
 /// verified, and serving verified bytes from the engine's storage.
 ///
-/// Only bytes that match their piece's SHA-1 reach a reader: the first time a piece is
-/// served from storage (in this process, for this storage) the whole piece is read back and
-/// hashed. A piece that no longer matches (changed behind our back, a failing disk) fails
-/// the read with `.storage`, counts as missing again, and is reported to the engine, which
-/// fetches it again.
+/// Only bytes that match their piece's SHA-1 reach a reader. Pieces hashed in this process
+/// (downloaded and verified before they were written, or hashed by the check) are trusted;
+/// a piece trusted from resume data is read back whole and hashed the first time it is
+/// served. One that no longer matches (changed behind our back between runs, a failing
+/// disk) fails the read with `.storage`, counts as missing again, and is reported to the
+/// engine, which fetches it again.
 ///
 /// Thread-safe: readers call in from their own threads (FUSE, HTTP), the engine's loop
 /// reports checks and verified pieces. One lock guards the tables; it is never held across
@@ -40,7 +41,8 @@ final class ReadCoordinator: @unchecked Sendable {
         let info: InfoDictionary
         var lengths: Lengths { info.lengths }
         var storage: PieceStorage?
-        /// Pieces read back from this storage and found matching their hash.
+        /// Pieces whose stored bytes were hashed in this process (by the check, by a read
+        /// back, or as they were downloaded) and matched.
         var readBack: Bitfield
         /// Verified pieces; nil until the engine has checked the data on disk.
         var verified: Bitfield?
@@ -305,14 +307,15 @@ final class ReadCoordinator: @unchecked Sendable {
 
     // MARK: Engine events (the engine's loop)
 
-    /// The torrent's data was checked: `have` is what storage holds.
-    func checked(_ infoHash: InfoHash, info: InfoDictionary, storage: PieceStorage, have: Bitfield) {
+    /// The torrent's data was checked: `have` is what storage holds, `hashed` the part of it
+    /// hashed just now (the rest is trusted from resume data).
+    func checked(_ infoHash: InfoHash, info: InfoDictionary, storage: PieceStorage, have: Bitfield, hashed: Bitfield) {
         let ready = lock.withLock { () -> [(PendingRead, Serving)] in
             let stream = streams[infoHash] ?? Stream(info: info)
             streams[infoHash] = stream
             stream.storage = storage
             stream.verified = have
-            stream.readBack = Bitfield(count: info.lengths.pieceCount)
+            stream.readBack = hashed
             return have.setIndices.flatMap { arrived($0, in: stream) }.map { ($0, Serving(hash: infoHash, stream: stream, range: $0.range)) }
         }
         deliver(ready)
@@ -322,6 +325,8 @@ final class ReadCoordinator: @unchecked Sendable {
         let ready = lock.withLock { () -> [(PendingRead, Serving)] in
             guard let stream = streams[infoHash] else { return [] }
             stream.verified?[piece] = true
+            // Written from bytes hashed in memory just now.
+            stream.readBack[piece] = true
             return arrived(piece, in: stream).map { ($0, Serving(hash: infoHash, stream: stream, range: $0.range)) }
         }
         deliver(ready)

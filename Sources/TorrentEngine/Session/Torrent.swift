@@ -144,7 +144,7 @@ final class Torrent: @unchecked Sendable {
         let resumePath = resumePath
         let force = options.forceRecheck
         let hasher = PieceHasher(info: info)
-        engine.onDisk { () -> Bitfield in
+        engine.onDisk { () -> (have: Bitfield, hashed: Bitfield) in
             let current = storage.fileStates()
             var trusted = Bitfield(count: info.lengths.pieceCount)
             if !force, let bytes = try? PosixFile.read(resumePath), let resume = ResumeData(encoded: bytes),
@@ -159,24 +159,28 @@ final class Torrent: @unchecked Sendable {
                 present.append(file.byteRange)
             }
             var have = trusted
+            var hashed = Bitfield(count: info.lengths.pieceCount)
             for piece in info.lengths.pieces where !trusted[piece.value] {
                 let range = info.lengths.byteRange(piece)
                 guard present.contains(where: { $0.overlaps(range) }) else { continue }
                 if let bytes = try? storage.read(at: range.lowerBound, length: range.count),
                    hasher.verify(piece, bytes) {
                     have[piece.value] = true
+                    hashed[piece.value] = true
                 }
             }
-            return have
+            return (have, hashed)
         }.whenComplete { [self] result in
             switch result {
-            case .success(let have): checked(have)
+            case .success(let found): checked(found.have, hashed: found.hashed)
             case .failure(let error): fail("checking failed: \(error)")
             }
         }
     }
 
-    func checked(_ have: Bitfield) {
+    /// `hashed`: the pieces of `have` whose stored bytes were hashed just now (the rest are
+    /// trusted from resume data, and streaming reads check them on first use).
+    func checked(_ have: Bitfield, hashed: Bitfield) {
         guard let metainfo, !isStopped else { return }
         var picker = PiecePicker(lengths: metainfo.info.lengths, have: have,
                                  seed: UInt64(truncatingIfNeeded: engine.configuration.peerID.hashValue))
@@ -205,7 +209,7 @@ final class Torrent: @unchecked Sendable {
             fillRequests(peer, now: now)
             peer.flush()
         }
-        if let storage { engine.reads.checked(infoHash, info: metainfo.info, storage: storage, have: have) }
+        if let storage { engine.reads.checked(infoHash, info: metainfo.info, storage: storage, have: have, hashed: hashed) }
         for observer in engine.observers.values { observer.torrentChecked(infoHash, have: have) }
     }
 
