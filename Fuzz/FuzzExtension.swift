@@ -17,7 +17,7 @@ public func fuzzExtension(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if let message = try? MetadataMessage(payload: bytes) {
         guard let again = try? MetadataMessage(payload: message.payload), again == message else {
-            fatalError("ut_metadata message did not survive a round trip: \(message)")
+            fatalError("ut_metadata message did not survive a round trip: \(String(describing: message).prefix(200))")
         }
         if again.payload != message.payload { fatalError("ut_metadata message encodes two ways") }
         switch message {
@@ -32,10 +32,12 @@ public func fuzzExtension(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if let pex = try? PEXMessage(payload: bytes) {
         guard let again = try? PEXMessage(payload: pex.payload), again == pex else {
-            fatalError("ut_pex message did not survive a round trip: \(pex)")
+            fatalError("ut_pex message (\(pex.added.count) added, \(pex.dropped.count) dropped) did not survive a round trip")
         }
         if again.payload != pex.payload { fatalError("ut_pex message encodes two ways") }
-        if pex.added.count > PEXMessage.maxAddedPeers { fatalError("\(pex.added.count) added peers honored") }
+        if pex.added.count > PEXMessage.maxAddedPeers || pex.dropped.count > PEXMessage.maxDroppedPeers {
+            fatalError("\(pex.added.count) added and \(pex.dropped.count) dropped peers read")
+        }
         for peer in pex.added + pex.dropped where peer.port == 0 || (peer.address.count != 4 && peer.address.count != 16) {
             fatalError("bad compact peer \(peer)")
         }

@@ -32,5 +32,16 @@ public func fuzzMountOptions(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     if let seconds = options.readTimeout, !(seconds > 0 && seconds.isFinite) { fatalError("read timeout \(seconds)") }
     if !(options.metadataTimeout >= 0 && options.metadataTimeout.isFinite) { fatalError("metadata timeout") }
     if let ratio = options.seedRatio, !(ratio >= 0 && ratio.isFinite) { fatalError("seed ratio \(ratio)") }
+    if let address = options.httpAddress {
+        // What `http=` accepted reads back, and writes back to text that reads the same.
+        guard let (host, port) = options.http, !host.isEmpty, (0...65535).contains(port) else {
+            fatalError("http=\(address) accepted but unreadable")
+        }
+        let text = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        guard let again = MountOptions.hostAndPort(text), again.host == host, again.port == port else {
+            fatalError("http=\(address) does not survive being written back as \(text)")
+        }
+    }
+    if options.httpHosts.contains(where: \.isEmpty) { fatalError("empty http_host accepted") }
     return 0
 }

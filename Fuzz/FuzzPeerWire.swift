@@ -34,16 +34,17 @@ public func fuzzPeerWire(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             break
         }
         guard let (message, consumed) = decoded else { break }
+        func what() -> Substring { String(describing: message).prefix(100) }  // a piece's block can be long
         if consumed < 4 || consumed > rest.count { fatalError("consumed \(consumed) of \(rest.count) bytes") }
         let frame = rest.prefix(consumed)
         let encoded = message.encoded
-        if encoded != Array(frame) { fatalError("\(message) did not re-encode byte-exact") }
+        if encoded != Array(frame) { fatalError("\(what()) did not re-encode byte-exact") }
         guard let again = try? decoder.decode(encoded[...]), again.message == message, again.consumed == consumed else {
-            fatalError("\(message) did not survive a round trip")
+            fatalError("\(what()) did not survive a round trip")
         }
         for cut in Set([0, 3, 4, consumed / 2, consumed - 1]) where cut < consumed {
             guard asksForMore({ try decoder.decode(frame.prefix(cut)) }) else {
-                fatalError("a \(cut)-byte prefix of \(message) did not ask for more")
+                fatalError("a \(cut)-byte prefix of \(what()) did not ask for more")
             }
         }
         rest = rest.dropFirst(consumed)

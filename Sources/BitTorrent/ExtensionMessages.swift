@@ -104,6 +104,9 @@ public enum MetadataMessage: Hashable, Sendable {
 public struct PEXMessage: Hashable, Sendable {
     /// Most added peers honored from one message (BEP 11 says at most 50).
     public static let maxAddedPeers = 50
+    /// Most dropped peers read from one message: the same bound, so that a message of any
+    /// size decodes to one that re-encodes within the decoder's 64 KiB input limit.
+    public static let maxDroppedPeers = 50
 
     public var added: [CompactPeer]
     public var dropped: [CompactPeer]
@@ -119,8 +122,8 @@ public struct PEXMessage: Hashable, Sendable {
                                                                       requireCanonicalKeys: false))
         added = Array((CompactPeer.decodeList(value["added"]?.bytesValue ?? [], ipv6: false)
             + CompactPeer.decodeList(value["added6"]?.bytesValue ?? [], ipv6: true)).prefix(PEXMessage.maxAddedPeers))
-        dropped = CompactPeer.decodeList(value["dropped"]?.bytesValue ?? [], ipv6: false)
-            + CompactPeer.decodeList(value["dropped6"]?.bytesValue ?? [], ipv6: true)
+        dropped = Array((CompactPeer.decodeList(value["dropped"]?.bytesValue ?? [], ipv6: false)
+            + CompactPeer.decodeList(value["dropped6"]?.bytesValue ?? [], ipv6: true)).prefix(PEXMessage.maxDroppedPeers))
     }
 
     public var payload: [UInt8] {

@@ -84,8 +84,10 @@ public enum AddInput {
         if let hash = InfoHash(string: line) { return .magnet(MagnetLink(infoHash: hash)) }
         if lower.hasPrefix("http://") || lower.hasPrefix("https://") {
             let rest = line.drop { $0 != ":" }.dropFirst(3)
+            // Scalars, not Characters: a space followed by a combining mark is one Character
+            // that is not " " (Fuzz/crashers/addinput/url-space-combining-mark).
             guard let host = rest.split(separator: "/", maxSplits: 1).first, !host.isEmpty,
-                  !line.contains(where: { $0 == " " || $0.asciiValue.map { $0 < 0x20 } == true }) else {
+                  !line.unicodeScalars.contains(where: { $0 == " " || $0.value < 0x20 }) else {
                 throw AddError("line \(number): bad URL: \(snippet(line))")
             }
             return .url(line)

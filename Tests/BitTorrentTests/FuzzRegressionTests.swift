@@ -120,7 +120,7 @@ struct FuzzRegressionTests {
         if let pex = try? PEXMessage(payload: bytes) {
             let again = try PEXMessage(payload: pex.payload)
             #expect(again == pex && again.payload == pex.payload)
-            #expect(pex.added.count <= PEXMessage.maxAddedPeers)
+            #expect(pex.added.count <= PEXMessage.maxAddedPeers && pex.dropped.count <= PEXMessage.maxDroppedPeers)
             for peer in pex.added + pex.dropped {
                 #expect(peer.port != 0 && (peer.address.count == 4 || peer.address.count == 16))
             }

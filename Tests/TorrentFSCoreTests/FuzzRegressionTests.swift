@@ -73,5 +73,14 @@ struct FuzzRegressionTests {
         #expect(options.readTimeout.map { $0 > 0 && $0.isFinite } ?? true)
         #expect(options.metadataTimeout >= 0 && options.metadataTimeout.isFinite)
         #expect(options.seedRatio.map { $0 >= 0 && $0.isFinite } ?? true)
+        if options.httpAddress != nil {
+            let (host, port) = try #require(options.http)
+            #expect(!host.isEmpty && (0...65535).contains(port))
+            let text = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            let again = try #require(MountOptions.hostAndPort(text))
+            #expect(again.host == host && again.port == port)
+        }
+        let emptyHost = options.httpHosts.contains { $0.isEmpty }
+        #expect(!emptyHost)
     }
 }
