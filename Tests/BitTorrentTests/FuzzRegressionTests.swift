@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import BitTorrent
@@ -7,17 +8,7 @@ import Testing
 /// through the same checks the fuzz targets make, so a fixed crash stays fixed.
 @Suite("Fuzz regressions")
 struct FuzzRegressionTests {
-    static let fuzzDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fuzz")
-
-    static func inputs(_ kind: String) -> [URL] {
-        ["corpus", "crashers"].flatMap { folder -> [URL] in
-            let directory = fuzzDirectory.appendingPathComponent(folder).appendingPathComponent(kind)
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-            return names.filter { !$0.hasPrefix(".") }.sorted().map { directory.appendingPathComponent($0) }
-        }
-    }
+    static func inputs(_ kind: String) -> [URL] { FuzzInputs.files(kind) }
 
     @Test("the corpora are there")
     func corporaExist() {

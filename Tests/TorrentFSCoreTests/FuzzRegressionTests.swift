@@ -1,5 +1,6 @@
 import BitTorrent
 import Foundation
+import TestSupport
 import Testing
 import TorrentEngine
 @testable import TorrentFSCore
@@ -9,17 +10,7 @@ import TorrentEngine
 /// Fuzz/FuzzMountOptions.swift make, so a fixed crash stays fixed.
 @Suite("Fuzz regressions (filesystem core)")
 struct FuzzRegressionTests {
-    static let fuzzDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fuzz")
-
-    static func inputs(_ kind: String) -> [URL] {
-        ["corpus", "crashers"].flatMap { folder -> [URL] in
-            let directory = fuzzDirectory.appendingPathComponent(folder).appendingPathComponent(kind)
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-            return names.filter { !$0.hasPrefix(".") }.sorted().map { directory.appendingPathComponent($0) }
-        }
-    }
+    static func inputs(_ kind: String) -> [URL] { FuzzInputs.files(kind) }
 
     @Test("the corpora are there")
     func corporaExist() {
