@@ -53,6 +53,16 @@ def swarm(tmp_path_factory, torrentfs_bin):
         seeder.stop()
 
 
+def own_port(reserved: int) -> list:
+    """`--port` for our download, never a port reserved for a peer that starts later: left
+    to pick any port, the download can be given that very port, dial itself under the
+    honest peer's address, and (rightly) never dial that address again."""
+    port = free_port()
+    while port == reserved:
+        port = free_port()
+    return ["--port", str(port)]
+
+
 def download(torrentfs_bin, tmp_path: Path, target, peers, extra=()):
     """Run a download to completion; return (exit code, Download, time it ended)."""
     out, state = tmp_path / "out", tmp_path / "state"
@@ -175,7 +185,7 @@ def test_lying_metadata(swarm, torrentfs_bin, tmp_path, variant):
     with HostilePeer(t, "lying_metadata", variant) as h:
         out, state = tmp_path / "out", tmp_path / "state"
         d = Download(torrentfs_bin, t.magnet([h.port, honest_port]), out, state,
-                     tmp_path / "torrentfs.log")
+                     tmp_path / "torrentfs.log", extra=own_port(honest_port))
         with d:
             if variant == "huge_size":
                 # Nothing to serve: wait until it has announced the size.
@@ -220,7 +230,7 @@ def test_lying_metadata_mixed_sources_honest_not_banned(tmp_path_factory, torren
     with HostilePeer(t, "lying_metadata", "bad_hash_partial") as h:
         out, state = tmp_path / "out", tmp_path / "state"
         with Download(torrentfs_bin, t.magnet([h.port, honest_port]), out, state,
-                      tmp_path / "torrentfs.log") as d:
+                      tmp_path / "torrentfs.log", extra=own_port(honest_port)) as d:
             assert h.wait_for(lambda h: any(c.metadata_served for c in h.incoming), 10), \
                 f"the liar was never asked for metadata\n{h.summary()}\n{d.tail()}"
             with LtSeeder(t.path, t.data_root, port=honest_port):
