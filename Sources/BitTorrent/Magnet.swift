@@ -59,7 +59,10 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
             portText = text[text.index(after: colon)...]
             if host.contains(":") { return nil }
         }
-        guard !host.isEmpty, let port = UInt16(portText), port > 0 else { return nil }
+        // No brackets in a host: `[[]:3` would give host `[`, written back as `[:3`, which
+        // does not parse (Fuzz/crashers/magnet/peer-host-bracket).
+        guard !host.isEmpty, !host.unicodeScalars.contains(where: { $0 == "[" || $0 == "]" }),
+              let port = UInt16(portText), port > 0 else { return nil }
         self.host = String(host)
         self.port = port
     }
