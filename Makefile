@@ -12,9 +12,9 @@ RELEASE_BIN := .build/release/torrentfs
 # System packages: FUSE (build and mount), and the independent peers and tools that tests
 # and benchmarks compare against.
 APT_PACKAGES := libfuse3-dev fuse3 pkg-config python3 python3-pytest python3-libtorrent \
-	opentracker aria2 transmission-cli mktorrent openssl bc btfs
+	opentracker aria2 transmission-cli mktorrent openssl bc btfs ffmpeg nginx tmux man-db
 
-.PHONY: all deps build release test test-unit test-interop fuzz bench install uninstall run clean
+.PHONY: all deps build release test test-unit test-interop fuzz bench install install-files uninstall run clean
 
 all: build
 
@@ -57,13 +57,23 @@ bench: deps release
 
 # mount(8) looks for helpers in /sbin: `mount -t torrentfs torrentfs /mnt/t` and fstab lines
 # run /sbin/mount.torrentfs, a link to the binary (it picks the mount command by its name).
+# The manual pages torrentfs(1) and mount.torrentfs(8) go to $(MANDIR). `install-files` copies
+# without building: `make install-files DESTDIR=/tmp/stage RELEASE_BIN=.build/debug/torrentfs`.
+MANDIR ?= $(PREFIX)/share/man
+
 install: release
+	$(MAKE) install-files
+
+install-files:
 	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/torrentfs
 	install -d $(DESTDIR)$(SBINDIR)
 	ln -sf $(PREFIX)/bin/torrentfs $(DESTDIR)$(SBINDIR)/mount.torrentfs
+	install -D -m 0644 docs/man/torrentfs.1 $(DESTDIR)$(MANDIR)/man1/torrentfs.1
+	install -D -m 0644 docs/man/mount.torrentfs.8 $(DESTDIR)$(MANDIR)/man8/mount.torrentfs.8
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/torrentfs $(DESTDIR)$(SBINDIR)/mount.torrentfs
+	rm -f $(DESTDIR)$(PREFIX)/bin/torrentfs $(DESTDIR)$(SBINDIR)/mount.torrentfs \
+		$(DESTDIR)$(MANDIR)/man1/torrentfs.1 $(DESTDIR)$(MANDIR)/man8/mount.torrentfs.8
 
 run: deps build
 	scripts/demo.sh $(DEBUG_BIN)

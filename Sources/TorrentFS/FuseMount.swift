@@ -169,7 +169,7 @@ public final class FuseMount: @unchecked Sendable {
     /// The errno table: what the filesystem answers with. Anything else is a bug or an
     /// unexpected system error; it is logged and the kernel gets EIO.
     static let answered: Set<Int32> = [0, ENOENT, ENOTDIR, EISDIR, EROFS, EACCES, EINVAL, EINTR, EIO, EAGAIN, EBADF,
-                                       ENODATA, ERANGE]
+                                       ENODATA, ERANGE, EPERM, ENOTSUP, EEXIST, ENOTEMPTY, EBUSY]
 
     func errno(_ code: Int32) -> Int32 {
         if FuseMount.answered.contains(code) { return code }
@@ -397,8 +397,25 @@ public final class FuseMount: @unchecked Sendable {
         ops.link = { request, _, parent, _ in
             FuseMount.instance(request).refuse(request, parent: parent)
         }
-        ops.setxattr = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
-        ops.removexattr = { request, _, _ in fuse_reply_err(request, EROFS) }
+        ops.setxattr = { request, inode, name, value, size, flags in
+            let mount = FuseMount.instance(request)
+            let box = Request(raw: request!)
+            let bytes = size > 0 ? Array(UnsafeRawBufferPointer(start: value, count: size)) : []
+            mount.owe()
+            mount.fileSystem.setxattr(inode, name: String(cString: name!), value: bytes, flags: flags) { error in
+                defer { mount.paid() }
+                fuse_reply_err(box.raw, error.map { mount.errno($0.code) } ?? 0)
+            }
+        }
+        ops.removexattr = { request, inode, name in
+            let mount = FuseMount.instance(request)
+            let box = Request(raw: request!)
+            mount.owe()
+            mount.fileSystem.removexattr(inode, name: String(cString: name!)) { error in
+                defer { mount.paid() }
+                fuse_reply_err(box.raw, error.map { mount.errno($0.code) } ?? 0)
+            }
+        }
         ops.listxattr = { request, inode, size in
             let mount = FuseMount.instance(request)
             switch mount.fileSystem.listxattr(inode) {

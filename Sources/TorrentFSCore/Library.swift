@@ -6,7 +6,8 @@ import Glibc
 #endif
 
 /// What is mounted, kept in `DATA/torrents`: `HEX.torrent` once the metadata is known,
-/// `HEX.magnet` (the magnet URI) before. Every write is atomic.
+/// `HEX.magnet` (the magnet URI) before, and `HEX.settings` for a torrent whose extended
+/// attributes were set. Every write is atomic.
 struct Library: Sendable {
     let directory: String
 
@@ -24,6 +25,19 @@ struct Library: Sendable {
     func remove(_ hash: InfoHash) {
         unlink(path(hash, "torrent"))
         unlink(path(hash, "magnet"))
+        unlink(path(hash, "settings"))
+    }
+
+    /// The torrent's own settings (`HEX.settings`, JSON); nil when it has none or the file
+    /// cannot be read.
+    func settings(_ hash: InfoHash) -> TorrentSettings? {
+        guard let bytes = try? PosixFile.read(path(hash, "settings"), limit: 4096) else { return nil }
+        return try? JSONDecoder().decode(TorrentSettings.self, from: Data(bytes))
+    }
+
+    func saveSettings(_ settings: TorrentSettings, for hash: InfoHash) throws {
+        try PosixFile.makeDirectories(directory)
+        try ResumeData.writeAtomically(Array(try JSONEncoder().encode(settings)), to: path(hash, "settings"))
     }
 
     private func path(_ hash: InfoHash, _ suffix: String) -> String { directory + "/" + hash.hex + "." + suffix }

@@ -38,6 +38,9 @@ public struct MountOptions: Sendable, Equatable {
     public var httpHosts: [String] = []
     /// `http_add`: `POST /` adds torrents (refused otherwise).
     public var httpAdd = false
+    /// `blocklist=FILE`: peers in its ranges are never contacted or accepted (P2P
+    /// `name:a.b.c.d-e.f.g.h` or CIDR lines, as `torrentfs download --blocklist`).
+    public var blocklistFile: String?
 
     public init(dataDirectory: String = MountOptions.defaultDataDirectory()) {
         self.dataDirectory = dataDirectory
@@ -117,6 +120,10 @@ public struct MountOptions: Sendable, Equatable {
             httpAddress = value
         case "http_host": httpHosts.append(try required())
         case "http_add": try flag(); httpAdd = true
+        case "blocklist":
+            let path = try required()
+            guard path.hasPrefix("/") else { throw MountOptionError("blocklist=\(path): an absolute path is needed") }
+            blocklistFile = path
         case "log":
             let path = try required()
             guard path.hasPrefix("/") else { throw MountOptionError("log=\(path): an absolute path is needed") }

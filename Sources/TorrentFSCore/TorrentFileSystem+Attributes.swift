@@ -13,7 +13,8 @@ extension TorrentFileSystem {
     public func listxattr(_ inode: UInt64) -> Result<[String], FSError> {
         lock.withLock {
             switch nodes[inode] {
-            case .folder, .directory, .file: return .success(Self.xattrNames)
+            case .folder: return .success(Self.xattrNames + TorrentSettings.names)
+            case .directory, .file: return .success(Self.xattrNames)
             case nil: return .failure(FSError(ENOENT))
             default: return .success([])
             }
@@ -42,6 +43,10 @@ extension TorrentFileSystem {
                 return .failure(FSError(ENODATA))
             }
             guard let mounted = torrents[hash] else { return .failure(FSError(ENOENT)) }
+            if TorrentSettings.names.contains(name) {
+                guard case .folder = nodes[inode] else { return .failure(FSError(ENODATA)) }
+                return .success(mounted.settings.value(of: name, mountFetchAll: options.fetchAll) ?? [])
+            }
             switch name {
             case "user.torrentfs.infohash":
                 return .success(Array(hash.hex.utf8))
@@ -71,6 +76,61 @@ extension TorrentFileSystem {
                 return reply(.failure(FSError(ENOENT)))
             }
             reply(.success(Array("\(stat.peers.count)".utf8)))
+        }
+    }
+
+    /// Writes a torrent folder's setting (`TorrentSettings`): kept with the torrent and
+    /// applied to the running torrent before `reply`. Errors: the setting is read-only
+    /// (EPERM), unknown or not on a torrent folder (ENOTSUP), already there with
+    /// `XATTR_CREATE` (EEXIST), a value not understood (EINVAL).
+    public func setxattr(_ inode: UInt64, name: String, value: [UInt8], flags: Int32,
+                         reply: @escaping @Sendable (FSError?) -> Void) {
+        changeSetting(inode, name: name, reply: reply) { settings in
+            guard flags & Self.xattrCreate == 0 else { return EEXIST }  // a setting always exists
+            return settings.set(name, to: value) ? nil : EINVAL
+        }
+    }
+
+    /// setxattr(2)'s XATTR_CREATE flag (sys/xattr.h).
+    static let xattrCreate: Int32 = 1
+
+    /// Removing a setting puts the mount's behaviour back.
+    public func removexattr(_ inode: UInt64, name: String, reply: @escaping @Sendable (FSError?) -> Void) {
+        changeSetting(inode, name: name, reply: reply) { settings in
+            settings.reset(name)
+            return nil
+        }
+    }
+
+    private func changeSetting(_ inode: UInt64, name: String, reply: @escaping @Sendable (FSError?) -> Void,
+                               change: (inout TorrentSettings) -> Int32?) {
+        let outcome = lock.withLock { () -> Result<(InfoHash, TorrentSettings), FSError> in
+            guard let node = nodes[inode] else { return .failure(FSError(ENOENT)) }
+            guard case .folder(let hash) = node, let mounted = torrents[hash] else {
+                return .failure(FSError(Self.xattrNames.contains(name) ? EPERM : ENOTSUP))
+            }
+            if Self.xattrNames.contains(name) { return .failure(FSError(EPERM)) }
+            guard TorrentSettings.names.contains(name) else { return .failure(FSError(ENOTSUP)) }
+            var settings = mounted.settings
+            if let code = change(&settings) { return .failure(FSError(code)) }
+            mounted.settings = settings
+            return .success((hash, settings))
+        }
+        guard case .success(let (hash, settings)) = outcome else {
+            if case .failure(let error) = outcome { reply(error) }
+            return
+        }
+        do {
+            try library.saveSettings(settings, for: hash)
+        } catch {
+            logger.error("cannot save a torrent's settings", metadata: ["infohash": "\(hash.hex)", "error": "\(error)"])
+        }
+        let session = session
+        let fetchAll = settings.fetchAll ?? options.fetchAll
+        Task {
+            await session.setDownloadLimit(hash, settings.downloadLimit)
+            await session.setSelection(hash, fetchAll ? nil : [])
+            reply(nil)
         }
     }
 

@@ -74,6 +74,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         /// Inode of each visible file, by index into `info.files`.
         var fileInodes: [Int: UInt64] = [:]
         var metadataWaiters: [UInt64: @Sendable (Int32?) -> Void] = [:]
+        /// Set through the folder's extended attributes.
+        var settings = TorrentSettings()
 
         init(hash: InfoHash, folderInode: UInt64, folderName: String, magnet: MagnetLink) {
             self.hash = hash
@@ -130,6 +132,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
     /// Adds a torrent (or merges trackers and peers into one already mounted).
     func add(_ source: TorrentSource, persist: Bool, torrentBytes: [UInt8]? = nil) async throws {
         let hash = source.infoHash
+        let saved = library.settings(hash) ?? TorrentSettings()
         let isNew = lock.withLock { () -> Bool in
             if let existing = torrents[hash] {
                 // A .torrent for a magnet still waiting for its metadata: the tree appears now.
@@ -142,6 +145,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
             case .metainfo(let metainfo): magnet = MagnetLink(metainfo: metainfo)
             }
             let mounted = Mounted(hash: hash, folderInode: makeID(), folderName: "", magnet: magnet)
+            mounted.settings = saved
             mounted.folderName = uniqueFolderName(magnet.displayName ?? hash.hex, except: nil)
             torrents[hash] = mounted
             nodes[mounted.folderInode] = .folder(hash)
@@ -150,7 +154,8 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
         }
         var torrentOptions = TorrentOptions()
         torrentOptions.dataDirectory = dataDirectory(for: hash)
-        if !options.fetchAll { torrentOptions.selectedFiles = [] }
+        if !(saved.fetchAll ?? options.fetchAll) { torrentOptions.selectedFiles = [] }
+        torrentOptions.downloadLimit = saved.downloadLimit
         torrentOptions.seedRatio = options.seedRatio
         if persist {
             switch source {

@@ -131,7 +131,22 @@ struct Responder: Sendable {
         }
         headers.add(name: "Content-Length", value: "\(length)")
         let reader = catalog.session.openReader(hash, info: info, fileIndex: file.index, options: readerOptions)
+        // A paused torrent (full disk) fetches nothing: a body it cannot complete is a 503
+        // now, not a connection that stalls until the read times out.
+        if let reason = reader.pausedReason, !isVerified(parts, hash: hash, file: file) {
+            reader.close()
+            return .simple(.serviceUnavailable, HTTPHeaders([("Retry-After", "30"), ("Content-Type", "text/plain; charset=utf-8")]),
+                           Array("torrent paused: \(reason)\n".utf8))
+        }
         return .file(status, headers, reader, parts)
+    }
+
+    private func isVerified(_ parts: [FilePart], hash: InfoHash, file: Catalog.File) -> Bool {
+        parts.allSatisfy { part in
+            guard case .range(let range) = part else { return true }
+            let absolute = (file.file.offset + range.lowerBound)..<(file.file.offset + range.upperBound)
+            return catalog.session.verifiedBytes(hash, in: absolute) == Int64(range.count)
+        }
     }
 
     private func metainfo(_ hash: InfoHash) async -> Metainfo? { await catalog.metainfo(hash) }

@@ -31,6 +31,7 @@ struct DownloadCommand: AsyncParsableCommand {
         var options = TorrentOptions()
         options.peers = try network.parsedPeers()
         options.sequential = sequential
+        options.stopOnStorageError = true
         let hash = try await session.add(source, options: options)
         network.note("listening on port \(port)")
         let progress = ProgressReporter(session: session, infoHash: hash)

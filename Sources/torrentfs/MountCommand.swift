@@ -163,7 +163,7 @@ struct MountCommand: AsyncParsableCommand {
         var httpServer: TorrentHTTPServer?
         do {
             try makeDirectories(settings.dataDirectory)
-            session = Session(configuration: sessionConfiguration(settings), logger: logger)
+            session = Session(configuration: try sessionConfiguration(settings, logger: logger), logger: logger)
             fileSystem = TorrentFileSystem(session: session, options: settings, logger: logger)
             do {
                 try await fileSystem.start()
@@ -210,8 +210,17 @@ struct MountCommand: AsyncParsableCommand {
         logger.info("stopped")
     }
 
-    private func sessionConfiguration(_ settings: MountOptions) -> SessionConfiguration {
+    private func sessionConfiguration(_ settings: MountOptions, logger: Logger) throws -> SessionConfiguration {
         var configuration = SessionConfiguration(dataDirectory: settings.dataDirectory + "/data")
+        if let file = settings.blocklistFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw CLIError("cannot read blocklist \(file)")
+            }
+            let bad = configuration.blocklist.load(text)
+            if !bad.isEmpty {
+                logger.warning("blocklist: ignored unreadable lines", metadata: ["count": "\(bad.count)", "first": "\(bad[0])"])
+            }
+        }
         configuration.stateDirectory = settings.dataDirectory + "/state"
         configuration.listenPort = settings.listenPort ?? 6881
         configuration.downloadLimit = settings.downloadLimit

@@ -458,3 +458,25 @@ struct PiecePickerTests {
         #expect(picker.have.isComplete)
     }
 }
+
+@Suite("Piece map")
+struct PieceMapTests {
+    @Test("one cell per piece, or runs of pieces, each showing the run's most urgent state")
+    func cells() {
+        var picker = makePicker(pieces: 8, blocksPerPiece: 2, have: "1100_0000")
+        picker.setPriority(PiecePicker.skip, for: picker.lengths.piece(6)!)
+        picker.setPriority(PiecePicker.skip, for: picker.lengths.piece(7)!)
+        picker.sequential = true
+        let picks = picker.pick(count: 1, peerHas: bits("1111_1111"), alreadyRequested: [], fast: false, now: 0)
+        #expect(picks.map(\.piece.value) == [2])
+        #expect(picker.map(cells: 8) == "##>---..")
+        #expect(picker.map(cells: 100) == "##>---..", "never more cells than pieces")
+        // Two pieces a cell: verified+verified, then the in-flight pair, then wanted, then not wanted.
+        #expect(picker.map(cells: 4) == "#>-.")
+        // A run with verified and unwanted pieces only.
+        var partly = makePicker(pieces: 4, have: "1000")
+        for piece in 1..<4 { partly.setPriority(PiecePicker.skip, for: partly.lengths.piece(piece)!) }
+        #expect(partly.map(cells: 1) == "+")
+        #expect(partly.map(cells: 0) == "")
+    }
+}

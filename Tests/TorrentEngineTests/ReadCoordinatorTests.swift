@@ -215,4 +215,38 @@ struct ReadCoordinatorTests {
             return
         }
     }
+
+    @Test("a paused torrent fails the reads that wait for pieces at once, serves verified bytes, and waits again once resumed")
+    func pausedTorrent() {
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have([0]), hashed: Bitfield(count: 7))
+        var options = ReaderOptions()
+        options.maximumWindow = 0
+        let reader = coordinator.open(Self.hash, info: info, fileIndex: 0, options: options)
+        let waiting = Sink()
+        guard case .pending = reader.read(offset: 20_000, size: 10, sink: waiting) else {
+            Issue.record("expected a pending read")
+            return
+        }
+        _ = taken()
+        coordinator.paused(Self.hash, info: info, reason: "disk full")
+        #expect(waiting.wait() == .failure(.paused("disk full")))
+        #expect(taken() == ["1:-"], "a failed read gives its deadline back")
+        #expect(reader.pausedReason == "disk full")
+        let missing = Sink()
+        #expect(reader.read(offset: 20_000, size: 10, sink: missing) == .done)
+        #expect(missing.answer.withLock { $0 } == .failure(.paused("disk full")))
+        let here = Sink()
+        #expect(reader.read(offset: 0, size: 10, sink: here) == .done)
+        #expect(here.answer.withLock { $0 } == .success(Array(data[0..<10])))
+
+        coordinator.paused(Self.hash, info: info, reason: nil)
+        #expect(reader.pausedReason == nil)
+        let resumed = Sink()
+        guard case .pending = reader.read(offset: 20_000, size: 10, sink: resumed) else {
+            Issue.record("a resumed torrent did not wait for its pieces")
+            return
+        }
+        coordinator.pieceVerified(Self.hash, piece: 1)
+        #expect(resumed.wait() == .success(Array(data[20_000..<20_010])))
+    }
 }

@@ -8,7 +8,7 @@ import TorrentEngine
         var options = MountOptions(dataDirectory: "/default")
         try options.apply(["data=/srv/t,port=6999,download_limit=2M,upload_limit=512K", "max_connections=80",
                            "max_peers=9,readahead=8M,read_timeout=5,metadata_timeout=2.5,fetch_all,remove_data",
-                           "allow_other,debug,log=/var/log/t.log,seed_ratio=1.5"])
+                           "allow_other,debug,log=/var/log/t.log,seed_ratio=1.5,blocklist=/etc/t/block.p2p"])
         #expect(options.dataDirectory == "/srv/t")
         #expect(options.listenPort == 6999)
         #expect(options.downloadLimit == 2 << 20)
@@ -21,6 +21,7 @@ import TorrentEngine
         #expect(options.fetchAll && options.removeData && options.allowOther && options.debug)
         #expect(options.resolvedLogFile == "/var/log/t.log")
         #expect(options.seedRatio == 1.5)
+        #expect(options.blocklistFile == "/etc/t/block.p2p")
     }
 
     @Test func defaultsAndAliases() throws {
@@ -34,7 +35,7 @@ import TorrentEngine
 
     @Test(arguments: ["bogus", "port=70000", "port=", "data=relative", "fetch_all=1", "readahead=lots",
                       "download_limit=-1", "max_peers=0", "read_timeout=-3", "log=rel.log", "rw=1",
-                      "seed_ratio=-1", "seed_ratio=lots"])
+                      "seed_ratio=-1", "seed_ratio=lots", "blocklist=", "blocklist=relative.p2p"])
     func badOptionsAreRefused(_ text: String) {
         var options = MountOptions(dataDirectory: "/d")
         #expect(throws: MountOptionError.self) { try options.apply([text]) }
@@ -127,5 +128,41 @@ import TorrentEngine
         #expect(again.infoHash == hash)
         #expect(again.trackerTiers == [["http://t/a"], ["udp://u:1"]])
         #expect(again.webSeeds == ["http://w/"])
+    }
+}
+
+@Suite struct TorrentSettingsTests {
+    func set(_ settings: inout TorrentSettings, _ name: String, _ text: String) -> Bool {
+        settings.set(name, to: Array(text.utf8))
+    }
+
+    @Test func valuesAreParsedShownAndReset() {
+        var settings = TorrentSettings()
+        #expect(settings.value(of: TorrentSettings.downloadLimitName, mountFetchAll: false) == Array("0".utf8))
+        #expect(settings.value(of: TorrentSettings.fetchAllName, mountFetchAll: true) == Array("1".utf8))
+        #expect(set(&settings, TorrentSettings.downloadLimitName, "2M\n"))
+        #expect(settings.downloadLimit == 2 << 20)
+        #expect(settings.value(of: TorrentSettings.downloadLimitName, mountFetchAll: false) == Array("2097152".utf8))
+        #expect(set(&settings, TorrentSettings.fetchAllName, "on"))
+        #expect(settings.value(of: TorrentSettings.fetchAllName, mountFetchAll: false) == Array("1".utf8))
+        #expect(set(&settings, TorrentSettings.downloadLimitName, "0"))
+        #expect(settings.downloadLimit == nil)
+        settings.reset(TorrentSettings.fetchAllName)
+        #expect(settings.fetchAll == nil)
+        #expect(settings.value(of: TorrentSettings.fetchAllName, mountFetchAll: false) == Array("0".utf8))
+    }
+
+    @Test(arguments: ["", "fast", "-1", "2.5M", "99999999999G"])
+    func badLimitsAreRefused(_ text: String) {
+        var settings = TorrentSettings(downloadLimit: 7)
+        #expect(!set(&settings, TorrentSettings.downloadLimitName, text))
+        #expect(settings.downloadLimit == 7, "a refused value changes nothing")
+    }
+
+    @Test(arguments: ["", "2", "maybe", "yes please"])
+    func badFlagsAreRefused(_ text: String) {
+        var settings = TorrentSettings()
+        #expect(!set(&settings, TorrentSettings.fetchAllName, text))
+        #expect(settings.fetchAll == nil)
     }
 }

@@ -1,37 +1,128 @@
-"""Disk full (RELIABILITY: storage and durability): a download into a filesystem too small
-for it pauses with a clear error, keeps running, and completes once space returns.
+"""Disk full (RELIABILITY: storage and durability), tried as a new user would.
 
-The data directory is a 1 MiB tmpfs mounted by the test (root); growing it with
+- `torrentfs download` into a filesystem too small for the torrent exits non-zero with
+  one clear line (it used to log once and then show `paused` forever);
+- a mount keeps the torrent paused, shows the error in `.status`, fails the reads that
+  wait for missing data at once with EIO (not after the read timeout), still serves what
+  is verified, and resumes by itself once space returns;
+- `torrentfs serve` answers 503 with the reason for missing data while paused, and
+  serves the file once space returns.
+
+The data directory is a small tmpfs mounted by the test (root); growing it with
 `mount -o remount,size=…` is the space coming back. Runs in the session's private
 network namespace; the tmpfs is unmounted and every process stopped at the end."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import subprocess
 import time
 
+import pytest
+
+from mounts import wait_until
 from swarm import assert_same_tree, torrentfs_create
 from test_engine_swarm import (TRANSFER_TIMEOUT, content, lt_seeder,  # noqa: F401 (fixture)
-                               start_download, wait_exit_ok)
+                               start_download)
+from test_serve import Served
+
+# Far below the mount's read timeout: a paused torrent's reader must not wait it out.
+PROMPT_FAILURE = 10.0
 
 
-def test_download_pauses_when_the_disk_is_full_and_resumes(content, tmp_path, procs, torrentfs_bin):  # noqa: F811
+def small_tmpfs(tmp_path, procs, name: str, size: str = "1m"):
+    path = tmp_path / name
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True, timeout=10)
+    procs.add_cleanup(lambda: subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10))
+    return path
+
+
+def grow(path) -> None:
+    subprocess.run(["mount", "-o", "remount,size=64m", str(path)], check=True, timeout=10)
+
+
+def test_download_exits_with_one_clear_line_when_the_disk_is_full(content, tmp_path, procs, torrentfs_bin):  # noqa: F811
     torrent = tmp_path / "data.torrent"
     torrentfs_create(torrentfs_bin, content.root, torrent)
     seeder = lt_seeder(procs, content, torrent)
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True, timeout=10)
-    procs.add_cleanup(lambda: subprocess.run(["umount", "-l", str(small)], capture_output=True, timeout=10))
+    small = small_tmpfs(tmp_path, procs, "small")
+    dl = start_download(procs, torrentfs_bin, tmp_path, torrent, small, peers=[seeder.endpoint], verbose="")
+    rc = dl.wait(TRANSFER_TIMEOUT)
+    assert rc is not None, f"download still running on a full disk\n{dl.tail()}"
+    assert rc != 0, f"download exited 0 on a full disk\n{dl.tail()}"
+    errors = [line for line in dl.stderr().splitlines() if "No space left" in line]
+    assert len(errors) == 1, f"expected one line naming the full disk\n{dl.tail()}"
+    assert "cannot store data" in errors[0], errors[0]
 
-    dl = start_download(procs, torrentfs_bin, tmp_path, torrent, small, peers=[seeder.endpoint])
-    # A clear error, and the process keeps running.
-    dl.wait_for_output(lambda err: "torrent paused" in err and "No space left" in err, TRANSFER_TIMEOUT,
-                       "the disk-full pause", stream="stderr")
-    time.sleep(1)
-    assert dl.poll() is None, f"download exited on a full disk\n{dl.tail()}"
-    # Space returns: the download completes without help.
-    subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True, timeout=10)
-    wait_exit_ok(dl, TRANSFER_TIMEOUT, "torrentfs download after space returned")
-    assert "storage works again" in dl.stderr()
-    assert_same_tree(content.root, small / content.name, "download resumed after a full disk")
+
+def test_mount_pauses_fails_readers_at_once_and_resumes(content, tmp_path, procs, torrentfs_bin, mounter):  # noqa: F811
+    torrent = tmp_path / "data.torrent"
+    info = torrentfs_create(torrentfs_bin, content.root, torrent)
+    seeder = lt_seeder(procs, content, torrent)
+    small = small_tmpfs(tmp_path, procs, "small")
+    m = mounter("full", data=small, opts=["read_timeout=120"])
+    m.add(f"magnet:?xt=urn:btih:{info['infoHash']}&x.pe={seeder.endpoint}\n")
+    m.wait_folder(content.name)
+    big = m.path(content.name, "b.bin")
+
+    def read_all():
+        with open(big, "rb") as f:
+            return f.read()
+
+    start = time.monotonic()
+    with pytest.raises(OSError) as failure:
+        read_all()
+    took = time.monotonic() - start
+    assert failure.value.errno == errno.EIO, failure.value
+    assert took < PROMPT_FAILURE, f"the reader of a paused torrent waited {took:.1f}s"
+    torrent_status = m.torrent(info["infoHash"])
+    assert torrent_status["state"] == "paused", torrent_status
+    assert "No space left" in (torrent_status["error"] or ""), torrent_status
+    # Another read of missing data fails at once too, and the mount is still up.
+    start = time.monotonic()
+    with pytest.raises(OSError):
+        read_all()
+    assert time.monotonic() - start < 2.0, "a second read of a paused torrent waited"
+    assert m.proc.poll() is None
+
+    grow(small)
+    wait_until(lambda: m.torrent(info["infoHash"])["state"] != "paused", 60, "the torrent resuming",
+               interval=0.2, detail=m.log)
+    data = read_all()
+    assert hashlib.sha256(data).digest() == hashlib.sha256((content.root / "b.bin").read_bytes()).digest()
+    assert m.torrent(info["infoHash"]).get("error") is None
+
+
+def test_serve_answers_503_while_paused_and_serves_after(content, tmp_path, procs, torrentfs_bin):  # noqa: F811
+    torrent = tmp_path / "data.torrent"
+    info = torrentfs_create(torrentfs_bin, content.root, torrent)
+    seeder = lt_seeder(procs, content, torrent)
+    small = small_tmpfs(tmp_path, procs, "small")
+    served = Served(procs, torrentfs_bin, tmp_path, seeder.port, torrent, data=small)
+    path = f"/t/{info['infoHash']}/b.bin"
+    # The first request starts the download; the disk fills while it streams (its body
+    # cannot be completed: the connection closes) or before it starts (503).
+    try:
+        served.request("GET", path)
+    except Exception:
+        pass
+    deadline = time.monotonic() + TRANSFER_TIMEOUT
+    while True:
+        response, body = served.request("GET", path)
+        if response.status == 503:
+            break
+        assert time.monotonic() < deadline, f"no 503 from a paused torrent (got {response.status})\n{served.proc.tail()}"
+        time.sleep(0.2)
+    assert b"No space left" in body, body
+    assert response.getheader("Retry-After")
+    grow(small)
+    deadline = time.monotonic() + 60
+    while True:
+        response, body = served.request("GET", path)
+        if response.status == 200:
+            break
+        assert time.monotonic() < deadline, f"serve did not resume ({response.status})\n{served.proc.tail()}"
+        time.sleep(0.5)
+    assert body == (content.root / "b.bin").read_bytes()

@@ -32,8 +32,8 @@ FILES = {"Kit/clip.mp4": 6_000_011, "Kit/docs/read me.txt": 70_001, "Kit/song.fl
 
 
 class Served:
-    def __init__(self, procs, torrentfs_bin, tmp_path: Path, seeder_port=None, torrent=None, extra=()):
-        cmd = [str(torrentfs_bin), "serve", "--http", "127.0.0.1:0", "--data", str(tmp_path / "serve-data"),
+    def __init__(self, procs, torrentfs_bin, tmp_path: Path, seeder_port=None, torrent=None, extra=(), data=None):
+        cmd = [str(torrentfs_bin), "serve", "--http", "127.0.0.1:0", "--data", str(data or tmp_path / "serve-data"),
                "--state", str(tmp_path / "serve-state"), "--port", "0", *extra]
         if torrent is not None:
             cmd.append(str(torrent))

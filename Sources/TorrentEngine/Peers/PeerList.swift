@@ -138,6 +138,12 @@ struct PeerList: Sendable {
     }
 
     func isBanned(_ address: PeerAddress) -> Bool { entries[address]?.ban != nil }
+
+    /// The first source of an address, in `PeerSource` order (for status).
+    func source(of address: PeerAddress) -> PeerSource? {
+        guard let sources = entries[address]?.sources else { return nil }
+        return PeerSource.allCases.first { sources.contains($0) }
+    }
     func isBanned(_ peerID: PeerID) -> Bool { bannedIDs[peerID] != nil }
 
     /// Banned addresses by reason (for the status).

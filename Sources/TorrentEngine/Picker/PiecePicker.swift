@@ -14,6 +14,8 @@ public struct PiecePicker: Sendable {
     public static let maxPriority: UInt8 = 7
     /// Priority of a piece nobody wants (file deselected, BEP 53 `so`).
     public static let skip: UInt8 = 0
+    /// Priority every piece starts with.
+    public static let normalPriority: UInt8 = 1
     /// Most peers one block is requested from at once.
     public static let maxDuplicates = 2
 
@@ -52,7 +54,7 @@ public struct PiecePicker: Sendable {
         self.lengths = lengths
         self.have = have
         availability = [UInt16](repeating: 0, count: lengths.pieceCount)
-        priority = [UInt8](repeating: 1, count: lengths.pieceCount)
+        priority = [UInt8](repeating: PiecePicker.normalPriority, count: lengths.pieceCount)
         deadline = [Int64?](repeating: nil, count: lengths.pieceCount)
         self.seed = seed
     }
@@ -252,6 +254,10 @@ public struct PiecePicker: Sendable {
         hashing.remove(piece.value)
         partial[piece.value] = nil
     }
+
+    /// Whether some block of the piece is requested or received and the piece is not
+    /// verified yet.
+    public func isInProgress(_ piece: Int) -> Bool { partial[piece] != nil || hashing.contains(piece) }
 
     /// Pieces currently being downloaded (for status and tests).
     public var inProgress: [PieceIndex] { partial.keys.sorted().map { lengths.piece($0)! } }

@@ -51,6 +51,9 @@ final class ReadCoordinator: @unchecked Sendable {
         var waiting: [Int: Set<UInt64>] = [:]
         var reads: [UInt64: PendingRead] = [:]
         var readers: [UInt64: ReaderState] = [:]
+        /// Why the torrent fetches nothing now (its storage failed); reads that need a
+        /// missing piece fail at once with `.paused` instead of waiting out their timeout.
+        var pausedReason: String?
 
         init(info: InfoDictionary) {
             self.info = info
@@ -151,6 +154,7 @@ final class ReadCoordinator: @unchecked Sendable {
             let range = (file.offset + offset)..<(file.offset + end)
             let covering = stream.lengths.pieces(covering: range)!
             let missing = (covering.lowerBound.value...covering.upperBound.value).filter { !stream.isVerified($0) }
+            if !missing.isEmpty, let reason = stream.pausedReason { return .fail(.paused(reason)) }
             let now = clock()
             var changes: [DeadlineTable.Change] = []
             planReadahead(&state, reader: reader, stream: stream, readEnd: end, offset: offset, now: now,
@@ -353,6 +357,28 @@ final class ReadCoordinator: @unchecked Sendable {
             ready.append(read)
         }
         return ready
+    }
+
+    /// The torrent paused (`reason`) or resumed (nil). Pausing fails the reads waiting for
+    /// pieces; verified data is still served.
+    func paused(_ infoHash: InfoHash, info: InfoDictionary, reason: String?) {
+        let failed = lock.withLock { () -> [PendingRead] in
+            let stream = streams[infoHash] ?? Stream(info: info)
+            streams[infoHash] = stream
+            stream.pausedReason = reason
+            guard reason != nil else { return [] }
+            var changes: [DeadlineTable.Change] = []
+            let reads = Array(stream.reads.values)
+            for read in reads { forget(read, in: stream, changes: &changes) }
+            send(infoHash, changes)
+            return reads
+        }
+        if let reason { for read in failed { read.sink.failed(.paused(reason)) } }
+    }
+
+    /// Why the torrent is paused, if it is.
+    func pausedReason(_ infoHash: InfoHash) -> String? {
+        lock.withLock { streams[infoHash]?.pausedReason }
     }
 
     /// The torrent left the session: its reads fail, its readers read nothing more.

@@ -12,6 +12,9 @@ public enum ReadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case shutDown
     /// Verified data could not be read back from storage.
     case storage(String)
+    /// The torrent is paused (its storage failed: a full disk) and fetches nothing until
+    /// it resumes by itself.
+    case paused(String)
 
     public var description: String {
         switch self {
@@ -20,6 +23,7 @@ public enum ReadFailure: Error, Sendable, Equatable, CustomStringConvertible {
         case .timedOut: return "read timed out"
         case .shutDown: return "session shutting down"
         case .storage(let message): return "storage: \(message)"
+        case .paused(let reason): return "torrent paused: \(reason)"
         }
     }
 }
@@ -84,4 +88,7 @@ public final class TorrentReader: Sendable {
 
     /// Releases the reader's readahead; reads still pending fail with `.cancelled`.
     public func close() { coordinator.close(self) }
+
+    /// Why the torrent is paused (reads of missing data fail at once), if it is.
+    public var pausedReason: String? { coordinator.pausedReason(infoHash) }
 }

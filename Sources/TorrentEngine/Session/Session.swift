@@ -58,6 +58,19 @@ public final class Session: Sendable {
         }.get()
     }
 
+    /// Changes which files of a running torrent are downloaded (nil = all, [] = only what
+    /// readers wait for); see `TorrentOptions.selectedFiles`.
+    public func setSelection(_ infoHash: InfoHash, _ selected: [ClosedRange<Int>]?) async {
+        let engine = engine
+        try? await engine.loop.submit { engine.torrents[infoHash]?.setSelection(selected) }.get()
+    }
+
+    /// Changes a running torrent's download limit (bytes per second; nil = unlimited).
+    public func setDownloadLimit(_ infoHash: InfoHash, _ limit: Int?) async {
+        let engine = engine
+        try? await engine.loop.submit { engine.torrents[infoHash]?.setDownloadLimit(limit) }.get()
+    }
+
     /// Adds peers to contact for a torrent.
     public func addPeers(_ peers: [PeerAddress], to infoHash: InfoHash) async {
         let engine = engine

@@ -69,6 +69,9 @@ public struct TorrentOptions: Sendable {
     /// Stop uploading once this many times the verified bytes were uploaded (nil = never;
     /// 0 = do not upload at all).
     public var seedRatio: Double?
+    /// A failed write (a full disk) fails the torrent instead of pausing it until the
+    /// write succeeds (`torrentfs download` exits with the error; a mount waits).
+    public var stopOnStorageError = false
 
     public init() {}
 }

@@ -85,21 +85,28 @@ extension Torrent {
     /// A verified piece could not be written (disk full, I/O error): it is kept in memory
     /// and the torrent pauses (no new requests) until a retry writes it.
     func storageFailed(_ piece: PieceIndex, _ bytes: [UInt8], error: String) {
+        if options.stopOnStorageError {
+            if self.error == nil { fail("cannot store data: \(error)") }
+            return
+        }
         unwritten[piece.value] = bytes
         if storageError == nil {
             storageError = "cannot store data, paused until it can: \(error)"
             lastWriteRetry = Engine.now()
+            writeRetryDelay = Torrent.writeRetryInterval
             logger.error("storage failed; torrent paused", metadata: ["error": "\(error)"])
+            if let info = metainfo?.info { engine.reads.paused(infoHash, info: info, reason: storageError) }
         }
         state = .paused
     }
 
-    /// Every few seconds while paused: write the kept pieces again; once all are written,
-    /// downloading resumes.
+    /// While paused, with backoff (1 s doubling up to 30 s): write the kept pieces again;
+    /// once all are written, downloading resumes.
     func retryWrites(now: Int64) {
-        guard storageError != nil, !retryingWrites, now - lastWriteRetry >= Torrent.writeRetryInterval,
+        guard storageError != nil, !retryingWrites, now - lastWriteRetry >= writeRetryDelay,
               let storage, let lengths = metainfo?.info.lengths else { return }
         lastWriteRetry = now
+        writeRetryDelay = min(Torrent.maxWriteRetryInterval, writeRetryDelay * 2)
         retryingWrites = true
         let pending = unwritten
         engine.onDisk { () -> [Int] in
@@ -115,6 +122,7 @@ extension Torrent {
             if unwritten.count == written.count {
                 storageError = nil
                 logger.info("storage works again; torrent resumed")
+                if let info = metainfo?.info { engine.reads.paused(infoHash, info: info, reason: nil) }
             }
             for piece in written {
                 guard let bytes = unwritten.removeValue(forKey: piece) else { continue }

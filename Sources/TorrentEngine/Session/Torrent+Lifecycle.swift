@@ -134,7 +134,9 @@ extension Torrent {
         let eta: Double? = !known ? nil : missing == 0 ? 0 : rate > 0 ? Double(missing) / rate : nil
         let peerStats = peers.values.sorted { $0.id < $1.id }.map { peer -> TorrentStats.Peer in
             let bits = peer.session?.peerHas
-            return TorrentStats.Peer(address: peer.address.description, client: peer.client, incoming: peer.incoming,
+            let source = peer.incoming ? PeerSource.incoming : peerList.source(of: peer.address)
+            return TorrentStats.Peer(address: peer.address.description, transport: "tcp", source: source?.rawValue,
+                                     client: peer.client, incoming: peer.incoming,
                                      downloadRate: peer.downloadMeter.rate(now: now),
                                      uploadRate: peer.uploadMeter.rate(now: now),
                                      downloaded: peer.downloadMeter.total, uploaded: peer.uploadMeter.total,
@@ -154,6 +156,7 @@ extension Torrent {
                             bannedPeers: peerList.bannedCount,
                             bansByReason: Dictionary(uniqueKeysWithValues: peerList.bansByReason.map { ($0.key.rawValue, $0.value) }),
                             knownPeersBySource: Dictionary(uniqueKeysWithValues: peerList.addressesBySource.map { ($0.key.rawValue, $0.value) }),
-                            trackers: trackerStatus, error: error ?? storageError)
+                            trackers: trackerStatus, pieceMap: picker?.map(cells: TorrentStats.mapCells) ?? "",
+                            error: error ?? storageError)
     }
 }

@@ -60,7 +60,10 @@ final class Torrent: @unchecked Sendable {
     var storageError: String?
     var lastWriteRetry: Int64 = 0
     var retryingWrites = false
-    static let writeRetryInterval: Int64 = 5_000_000_000
+    /// The first retry of a failed write; each failed retry doubles the wait, up to the max.
+    static let writeRetryInterval: Int64 = 1_000_000_000
+    static let maxWriteRetryInterval: Int64 = 30_000_000_000
+    var writeRetryDelay = Torrent.writeRetryInterval
     var verifiedBytes: Int64 = 0
     var lastPEXSent: [Int: Int64] = [:]
     var announcer: TrackerAnnouncer?
@@ -268,7 +271,8 @@ final class Torrent: @unchecked Sendable {
     func fail(_ message: String) {
         error = message
         state = .error
-        logger.error("torrent error", metadata: ["error": "\(message)"])
+        // A notice: front ends report the failure themselves (`download` exits with it).
+        logger.notice("torrent error", metadata: ["error": "\(message)"])
         let waiters = completionWaiters
         completionWaiters = [:]
         waiters.values.forEach { $0.fail(TorrentFailure(message: message)) }

@@ -39,6 +39,10 @@ public struct TorrentStats: Sendable, Codable, Hashable {
 
     public struct Peer: Sendable, Codable, Hashable {
         public var address: String
+        /// "tcp" (uTP joins it with the transports issue).
+        public var transport: String
+        /// Where the address came from ("tracker", "pex", "incoming", …).
+        public var source: String?
         public var client: String?
         public var incoming: Bool
         public var downloadRate: Double
@@ -85,7 +89,13 @@ public struct TorrentStats: Sendable, Codable, Hashable {
     /// Known addresses by where they came from ("tracker", "pex", "magnet", …).
     public var knownPeersBySource: [String: Int]
     public var trackers: [TrackerStatus]
+    /// The pieces at a glance: `PiecePicker.MapCell` characters, one per run of pieces
+    /// (at most `TorrentStats.mapCells`); empty until metadata is known.
+    public var pieceMap: String
     public var error: String?
+
+    /// Cells of `pieceMap`.
+    public static let mapCells = 120
 }
 
 /// What we last heard from a tracker.
