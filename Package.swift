@@ -25,6 +25,7 @@ let package = Package(
             name: "TorrentEngine",
             dependencies: [
                 "BitTorrent",
+                "CPosix",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -34,6 +35,8 @@ let package = Package(
             exclude: ["Picker/NOTES.md"]
         ),
         // libfuse3 through pkg-config, with a shim header fixing FUSE_USE_VERSION.
+        // Linux calls Swift's Glibc module does not export (fallocate hole punching).
+        .target(name: "CPosix"),
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // Filesystem logic without FUSE: inodes, tree, control files, read planning.
         .target(

@@ -15,6 +15,17 @@ public struct MountOptions: Sendable, Equatable {
     public var maxPeers = 50
     /// Largest readahead window per open file, in bytes (0 = none).
     public var readahead = 32 << 20
+    /// `cache_size=SIZE`: verified data kept on disk across all torrents stays under it
+    /// (least recently read pieces evicted first); nil = unbounded.
+    public var cacheSize: Int64?
+    /// The readahead window a reader gets: `readahead`, shrunk to a quarter of a bounded
+    /// cache so the windows of a few readers fit inside it.
+    public var effectiveReadahead: Int { MountOptions.window(readahead, cacheSize: cacheSize) }
+
+    public static func window(_ readahead: Int, cacheSize: Int64?) -> Int {
+        guard let cacheSize else { return readahead }
+        return Int(min(Int64(readahead), cacheSize / 4))
+    }
     /// Seconds a read may wait for its data before failing with EIO (nil = forever).
     public var readTimeout: Double?
     /// Seconds a listing waits for a magnet's metadata.
@@ -55,6 +66,9 @@ public struct MountOptions: Sendable, Equatable {
         let home = getenv("HOME").map { String(cString: $0) } ?? "/tmp"
         return home + "/.local/share/torrentfs"
     }
+
+    /// The smallest `cache_size`: a few pieces of a typical torrent.
+    public static let minimumCache: Int64 = 4 << 20
 
     /// Options of mount(8) and fstab that mean nothing here.
     static let ignored: Set<String> = ["rw", "defaults", "auto", "noauto", "user", "nouser", "users", "nofail",
@@ -100,6 +114,11 @@ public struct MountOptions: Sendable, Equatable {
                 throw MountOptionError("readahead=\(value ?? ""): not a size up to 1G (e.g. 32M)")
             }
             readahead = Int(bytes)
+        case "cache_size":
+            guard let bytes = ByteSize.parse(try required()), bytes >= MountOptions.minimumCache else {
+                throw MountOptionError("cache_size=\(value ?? ""): not a size of at least 4M (e.g. 2G)")
+            }
+            cacheSize = bytes
         case "read_timeout":
             let seconds = try MountOptions.seconds(key, try required())
             readTimeout = seconds > 0 ? seconds : nil

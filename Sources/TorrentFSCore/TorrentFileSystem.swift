@@ -403,7 +403,7 @@ public final class TorrentFileSystem: SessionObserver, @unchecked Sendable {
                 if writing { return .failure(FSError(EACCES)) }
                 guard let info = torrents[hash]?.metainfo?.info else { return .failure(FSError(ENOENT)) }
                 var readerOptions = ReaderOptions()
-                readerOptions.maximumWindow = options.readahead
+                readerOptions.maximumWindow = options.effectiveReadahead
                 readerOptions.timeout = options.readTimeout
                 let id = makeID()
                 handles[id] = .reader(session.openReader(hash, info: info, fileIndex: index, options: readerOptions))

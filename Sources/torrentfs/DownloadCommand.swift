@@ -188,8 +188,10 @@ struct NetworkOptions: ParsableArguments {
     }
 
     /// A session for these options, listening; its port.
-    func startSession(dataDirectory: String) async throws -> (Session, Int) {
-        let session = Session(configuration: try configuration(dataDirectory: dataDirectory), logger: logger())
+    func startSession(dataDirectory: String, cacheLimit: Int64? = nil) async throws -> (Session, Int) {
+        var configuration = try configuration(dataDirectory: dataDirectory)
+        configuration.cacheLimit = cacheLimit
+        let session = Session(configuration: configuration, logger: logger())
         do {
             return (session, try await session.start())
         } catch {

@@ -181,7 +181,7 @@ struct MountCommand: AsyncParsableCommand {
                 (configuration.host, configuration.port) = http
                 configuration.hostNames = settings.httpHosts
                 configuration.metadataTimeout = settings.metadataTimeout
-                configuration.readerOptions.maximumWindow = settings.readahead
+                configuration.readerOptions.maximumWindow = settings.effectiveReadahead
                 configuration.readerOptions.timeout = settings.readTimeout
                 if settings.httpAdd { configuration.add = { try await fileSystem.commit($0) } }
                 do {
@@ -227,6 +227,7 @@ struct MountCommand: AsyncParsableCommand {
         configuration.uploadLimit = settings.uploadLimit
         configuration.maxConnections = settings.maxConnections
         configuration.maxConnectionsPerTorrent = settings.maxPeers
+        configuration.cacheLimit = settings.cacheSize
         return configuration
     }
 }

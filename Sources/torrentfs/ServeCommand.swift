@@ -33,6 +33,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("metadata-timeout"), help: "Seconds a request waits for a magnet's metadata.")
     var metadataTimeout = 60.0
 
+    @Option(name: .customLong("cache-size"),
+            help: "Keep at most SIZE of verified data on disk (e.g. 2G); least recently read pieces are evicted.")
+    var cacheSize: String?
+
     @OptionGroup var network: NetworkOptions
 
     func run() async throws {
@@ -42,7 +46,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let sources = try torrents.map { try TorrentInput.load($0).source }
         let dataDirectory = data ?? NetworkOptions.defaultStateDirectory + "/serve"
-        let (session, port) = try await network.startSession(dataDirectory: dataDirectory)
+        var cacheLimit: Int64?
+        if let cacheSize {
+            guard let bytes = ByteSize.parse(cacheSize), bytes >= MountOptions.minimumCache else {
+                throw CLIError("invalid --cache-size '\(cacheSize)': a size of at least 4M, e.g. 2G")
+            }
+            cacheLimit = bytes
+        }
+        let (session, port) = try await network.startSession(dataDirectory: dataDirectory, cacheLimit: cacheLimit)
         let adder = Adder(session: session, dataDirectory: dataDirectory, fetchAll: fetchAll,
                           peers: try network.parsedPeers())
         for source in sources { try await adder.add(source) }
@@ -50,6 +61,8 @@ struct ServeCommand: AsyncParsableCommand {
         (configuration.host, configuration.port) = address
         configuration.hostNames = httpHosts
         configuration.metadataTimeout = metadataTimeout
+        configuration.readerOptions.maximumWindow = MountOptions.window(configuration.readerOptions.maximumWindow,
+                                                                        cacheSize: cacheLimit)
         if allowAdd { configuration.add = { try await adder.add(input: $0) } }
         let server: TorrentHTTPServer
         do {

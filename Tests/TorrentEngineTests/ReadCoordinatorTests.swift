@@ -249,4 +249,32 @@ struct ReadCoordinatorTests {
         coordinator.pieceVerified(Self.hash, piece: 1)
         #expect(resumed.wait() == .success(Array(data[20_000..<20_010])))
     }
+
+    @Test("eviction takes the least recently used pieces, never one a reader stands on or a peer is sent")
+    func eviction() {
+        coordinator.checked(Self.hash, info: info, storage: storage, have: have(Array(0..<7)), hashed: Bitfield(count: 7))
+        let reader = coordinator.open(Self.hash, info: info, fileIndex: 1, options: ReaderOptions())
+        // File b starts at 40 000: offset 45 000 is piece 5, offset 59 000 piece 6.
+        for offset in [Int64(45_000), 59_000] {
+            let sink = Sink()
+            #expect(reader.read(offset: offset, size: 10, sink: sink) == .done)
+        }
+        // Piece 6 is where the reader stands; piece 0 is being uploaded; piece 5 was read
+        // most recently of the rest.
+        let first = coordinator.evict(bytes: 4 * 16384, protected: [Self.hash: [0]])
+        #expect(first == [Self.hash: [1, 2, 3, 4]])
+        #expect(coordinator.verifiedBytes(Self.hash, in: 0..<100_000) == 100_000 - 4 * 16384)
+        let second = coordinator.evict(bytes: 1, protected: [:])
+        #expect(second == [Self.hash: [0]], "the oldest left goes next, then the recently read")
+        #expect(coordinator.evict(bytes: 1, protected: [:]) == [Self.hash: [5]])
+        #expect(coordinator.evict(bytes: 1, protected: [:]).isEmpty, "the reader's own piece stays")
+        // An evicted piece is missing: a read waits for it to be fetched again.
+        let again = Sink()
+        guard case .pending = reader.read(offset: 0, size: 10, sink: again) else {
+            Issue.record("an evicted piece was served")
+            return
+        }
+        coordinator.pieceVerified(Self.hash, piece: 2)
+        #expect(again.wait() == .success(Array(data[40_000..<40_010])))
+    }
 }

@@ -59,6 +59,31 @@ struct FileStorageTests {
         #expect(info.lengths.pieceCount == 3)
     }
 
+    @Test("release punches a hole: the space is freed, the range reads as zeros, the size and the rest stay")
+    func releaseFreesSpace() throws {
+        let big = try InfoFixture.info(name: "big", files: [.init(["f.bin"], 16 * 16384)])
+        let storage = FileStorage(root: scratch.root.path, info: big)
+        defer { storage.close() }
+        var generator = SplitMix64(seed: 3)
+        let bytes = generator.bytes(16 * 16384)
+        try storage.write(bytes, at: 0)
+        try storage.sync()
+        let path = scratch.root.path + "/big/f.bin"
+        func allocated() -> Int64 {
+            var info = stat()
+            _ = stat(path, &info)
+            return Int64(info.st_blocks) * 512
+        }
+        let before = allocated()
+        try storage.release(at: 4 * 16384, length: 4 * 16384)
+        #expect(before - allocated() == 4 * 16384, "the released range's blocks are freed")
+        #expect(try storage.read(at: 4 * 16384, length: 4 * 16384) == [UInt8](repeating: 0, count: 4 * 16384))
+        #expect(try storage.read(at: 0, length: 4 * 16384) == Array(bytes[0..<(4 * 16384)]))
+        #expect(try storage.read(at: 8 * 16384, length: 8 * 16384) == Array(bytes[(8 * 16384)...]))
+        let state = storage.fileStates().first ?? nil
+        #expect(state?.size == Int64(16 * 16384), "the file keeps its size")
+    }
+
     @Test("writing the whole stream in pieces puts every byte in its file")
     func wholeStream() throws {
         let storage = FileStorage(root: scratch.root.path, info: info)

@@ -27,6 +27,8 @@ final class ReadCoordinator: @unchecked Sendable {
     private let lock = NSLock()
     private var streams: [InfoHash: Stream] = [:]
     private var nextID: UInt64 = 0
+    /// Ticks on every use of a piece (`Stream.lastUse`).
+    private var useClock: UInt64 = 0
     private var isShutDown = false
     private let io = DispatchQueue(label: "torrentfs.reads", attributes: .concurrent)
     private let buffers = BufferPool()
@@ -54,6 +56,11 @@ final class ReadCoordinator: @unchecked Sendable {
         /// Why the torrent fetches nothing now (its storage failed); reads that need a
         /// missing piece fail at once with `.paused` instead of waiting out their timeout.
         var pausedReason: String?
+        /// When each verified piece was last read or arrived (the coordinator's use clock):
+        /// the bounded cache evicts the least recently used first.
+        var lastUse: [Int: UInt64] = [:]
+        /// Pieces being read from storage right now (never evicted under a read).
+        var serving: [Int: Int] = [:]
 
         init(info: InfoDictionary) {
             self.info = info
@@ -73,6 +80,8 @@ final class ReadCoordinator: @unchecked Sendable {
         var window: ReadaheadWindow
         /// Pieces this reader holds deadlines on for readahead.
         var held = Set<Int>()
+        /// The torrent bytes from its last read to the end of its window: kept from eviction.
+        var span: Range<Int64>?
         let timeout: Double?
     }
 
@@ -162,7 +171,7 @@ final class ReadCoordinator: @unchecked Sendable {
             stream.readers[reader.id] = state
             guard !missing.isEmpty else {
                 send(reader.infoHash, changes)
-                return .serve(Serving(hash: reader.infoHash, stream: stream, range: range))
+                return .serve(startServing(reader.infoHash, stream: stream, range: range))
             }
             let id = makeID()
             stream.reads[id] = PendingRead(id: id, reader: reader.id, range: range, missing: Set(missing), sink: sink)
@@ -197,12 +206,14 @@ final class ReadCoordinator: @unchecked Sendable {
         // A complete torrent has nothing to fetch ahead: warm reads skip the planning.
         if stream.verified?.isComplete == true {
             state.held = []
+            state.span = (reader.file.offset + offset)..<(reader.file.offset + end)
             return
         }
         let file = reader.file
         let window = state.window.read(offset: offset, end: end, now: now)
         var wanted = Set<Int>()
         let aheadEnd = min(file.length, end + Int64(window))
+        state.span = (file.offset + offset)..<(file.offset + max(end, aheadEnd))
         if aheadEnd > end, let pieces = stream.lengths.pieces(covering: (file.offset + end)..<(file.offset + aheadEnd)) {
             for (order, piece) in (pieces.lowerBound.value...pieces.upperBound.value).enumerated()
             where !stream.isVerified(piece) {
@@ -261,9 +272,33 @@ final class ReadCoordinator: @unchecked Sendable {
         }
     }
 
+    /// A serving of verified pieces starts: they are used now and cannot be evicted until
+    /// `finishServing` (lock held).
+    private func startServing(_ hash: InfoHash, stream: Stream, range: Range<Int64>) -> Serving {
+        useClock += 1
+        if let pieces = stream.lengths.pieces(covering: range) {
+            for piece in pieces.lowerBound.value...pieces.upperBound.value {
+                stream.serving[piece, default: 0] += 1
+                stream.lastUse[piece] = useClock
+            }
+        }
+        return Serving(hash: hash, stream: stream, range: range)
+    }
+
+    private func finishServing(_ serving: Serving) {
+        lock.withLock {
+            guard let stream = streams[serving.hash], let pieces = stream.lengths.pieces(covering: serving.range) else { return }
+            for piece in pieces.lowerBound.value...pieces.upperBound.value {
+                let left = (stream.serving[piece] ?? 1) - 1
+                stream.serving[piece] = left > 0 ? left : nil
+            }
+        }
+    }
+
     /// Reads verified bytes from storage into a pooled buffer and hands them to the sink;
     /// pieces served for the first time are read back whole and hashed first.
     private func serve(_ serving: Serving, _ sink: any ReadSink) {
+        defer { finishServing(serving) }
         guard let storage = serving.storage else { return sink.failed(.storage("no storage")) }
         if !serving.unchecked.isEmpty {
             var good: [Int] = []
@@ -320,7 +355,7 @@ final class ReadCoordinator: @unchecked Sendable {
             stream.storage = storage
             stream.verified = have
             stream.readBack = hashed
-            return have.setIndices.flatMap { arrived($0, in: stream) }.map { ($0, Serving(hash: infoHash, stream: stream, range: $0.range)) }
+            return have.setIndices.flatMap { arrived($0, in: stream) }.map { ($0, startServing(infoHash, stream: stream, range: $0.range)) }
         }
         deliver(ready)
     }
@@ -331,7 +366,9 @@ final class ReadCoordinator: @unchecked Sendable {
             stream.verified?[piece] = true
             // Written from bytes hashed in memory just now.
             stream.readBack[piece] = true
-            return arrived(piece, in: stream).map { ($0, Serving(hash: infoHash, stream: stream, range: $0.range)) }
+            useClock += 1
+            stream.lastUse[piece] = useClock
+            return arrived(piece, in: stream).map { ($0, startServing(infoHash, stream: stream, range: $0.range)) }
         }
         deliver(ready)
     }
@@ -395,6 +432,43 @@ final class ReadCoordinator: @unchecked Sendable {
             return streams.values.flatMap { $0.reads.values }
         }
         for read in reads { read.sink.failed(.shutDown) }
+    }
+
+    // MARK: The bounded cache
+
+    /// Chooses and marks unverified the least recently used verified pieces, across every
+    /// torrent, until at least `bytes` are chosen. Never chosen: a piece being read from
+    /// storage, inside a reader's span (its last read to the end of its window), or in
+    /// `protected` (pieces being uploaded). Marked under the lock: from the moment this
+    /// returns, a read of a chosen piece waits for it to be fetched again.
+    func evict(bytes: Int64, protected: [InfoHash: Set<Int>]) -> [InfoHash: [Int]] {
+        lock.withLock {
+            var candidates: [(use: UInt64, hash: InfoHash, piece: Int)] = []
+            for (hash, stream) in streams {
+                guard let verified = stream.verified else { continue }
+                var kept = protected[hash] ?? []
+                kept.formUnion(stream.serving.keys)
+                for state in stream.readers.values {
+                    guard let span = state.span, let pieces = stream.lengths.pieces(covering: span) else { continue }
+                    kept.formUnion(pieces.lowerBound.value...pieces.upperBound.value)
+                }
+                for piece in verified.setIndices where !kept.contains(piece) {
+                    candidates.append((stream.lastUse[piece] ?? 0, hash, piece))
+                }
+            }
+            candidates.sort { $0.use != $1.use ? $0.use < $1.use : $0.piece < $1.piece }
+            var chosen: [InfoHash: [Int]] = [:]
+            var freed: Int64 = 0
+            for candidate in candidates where freed < bytes {
+                guard let stream = streams[candidate.hash], let index = stream.lengths.piece(candidate.piece) else { continue }
+                stream.verified?[candidate.piece] = false
+                stream.readBack[candidate.piece] = false
+                stream.lastUse[candidate.piece] = nil
+                chosen[candidate.hash, default: []].append(candidate.piece)
+                freed += Int64(stream.lengths.pieceSize(index))
+            }
+            return chosen
+        }
     }
 
     // MARK: Queries

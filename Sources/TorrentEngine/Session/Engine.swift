@@ -27,6 +27,10 @@ final class Engine: @unchecked Sendable {
     var startingWaits = Set<Int>()
     var cancelledWaits = Set<Int>()
     var stopped = false
+    /// Pieces the bounded cache evicted.
+    var cacheEvictions = 0
+    /// Piece writes waiting for eviction releases (`afterReleases`).
+    var writesAfterRelease: [() -> Void] = []
     /// Told about verified pieces, checks and metadata (the filesystem, the HTTP server).
     var observers: [ObjectIdentifier: any SessionObserver] = [:]
     /// Streaming reads of every torrent (thread-safe; told about checks and pieces first).
@@ -238,8 +242,10 @@ final class Engine: @unchecked Sendable {
 
     func status() -> StatusDocument {
         let now = Engine.now()
-        return StatusDocument(listenPort: listenPort,
-                              torrents: torrents.values.map { $0.stats(now: now) }.sorted { $0.name < $1.name })
+        var document = StatusDocument(listenPort: listenPort,
+                                      torrents: torrents.values.map { $0.stats(now: now) }.sorted { $0.name < $1.name })
+        document.cache = cacheStatus
+        return document
     }
 
     // MARK: Timer

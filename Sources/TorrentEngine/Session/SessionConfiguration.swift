@@ -23,6 +23,9 @@ public struct SessionConfiguration: Sendable {
     public var unchokeSlots = 4
     /// Threads for hashing and disk I/O.
     public var diskThreads = max(2, System.coreCount)
+    /// The bounded cache: verified bytes kept on disk across all torrents stay under this
+    /// (least recently read pieces evicted first); nil = unbounded.
+    public var cacheLimit: Int64?
     /// Blocklist: peers in these ranges are never contacted or accepted.
     public var blocklist = Blocklist()
     public var peerID = PeerID.generatePeerID()

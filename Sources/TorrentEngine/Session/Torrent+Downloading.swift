@@ -63,11 +63,22 @@ extension Torrent {
         let expected = metainfo.info.hash(of: piece)
         let offset = metainfo.info.lengths.pieceOffset(piece)
         let bytes = buffer.bytes
+        // Room is made in a bounded cache before the piece is written, not after: the
+        // write waits for the releases under way.
+        pendingWrites += Int64(bytes.count)
+        engine.enforceCacheLimit()
+        engine.afterReleases { [self] in verifyAndWrite(piece, buffer, expected: expected, offset: offset) }
+    }
+
+    private func verifyAndWrite(_ piece: PieceIndex, _ buffer: PieceAssembly.Attempt, expected: Digest20, offset: Int64) {
+        let bytes = buffer.bytes
+        guard let storage else { return }
         engine.onDisk { () -> Bool in
             guard PieceHasher.digest(bytes) == expected else { return false }
             try storage.write(bytes, at: offset)
             return true
         }.whenComplete { [self] result in
+            pendingWrites -= Int64(bytes.count)
             switch result {
             case .success(true):
                 pieceVerified(piece, size: bytes.count)

@@ -56,17 +56,28 @@ extension Torrent {
     }
 
     /// The disk work that saves resume data now: data files synced first, so the verified
-    /// bitfield never runs ahead of what is on disk.
-    func resumeWriter(closing: Bool = false) -> (@Sendable () throws -> Void)? {
+    /// bitfield never runs ahead of what is on disk. `syncData: false` only where the
+    /// bitfield lost pieces since the last write and gained none (eviction): it cannot run
+    /// ahead of the data then, and the write must not wait for every dirty page.
+    func resumeWriter(closing: Bool = false, syncData: Bool = true) -> (@Sendable () throws -> Void)? {
+        // Without the data sync, the resume file's own fsyncs are skipped too (see
+        // `ResumeData.writeAtomically(durable:)`); an ext4 journal keeps its order against
+        // the holes punched after it.
         guard let picker, let storage else { return nil }
         let path = resumePath
         let hash = infoHash
         let have = picker.have
+        let order = resumeOrder
+        let generation = order.next()
         return {
-            try storage.sync()
-            try FileStorage.makeParents(of: path)
-            let resume = ResumeData(infoHash: hash, have: have, files: storage.fileStates())
-            try ResumeData.writeAtomically(resume.encoded, to: path)
+            // Disk threads run writers in any order: an older bitfield never overwrites a
+            // newer one (an evicted piece must not come back as verified).
+            if syncData { try storage.sync() }
+            try order.write(generation) {
+                try FileStorage.makeParents(of: path)
+                let resume = ResumeData(infoHash: hash, have: have, files: storage.fileStates())
+                try ResumeData.writeAtomically(resume.encoded, to: path, durable: syncData)
+            }
             if closing { storage.close() }
         }
     }

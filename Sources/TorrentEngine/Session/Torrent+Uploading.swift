@@ -36,7 +36,11 @@ extension Torrent {
             return
         }
         let offset = metainfo.info.lengths.pieceOffset(block.piece) + Int64(block.begin)
+        let piece = block.piece.value
+        uploading[piece, default: 0] += 1
         engine.onDisk { try storage.read(at: offset, length: block.length) }.whenComplete { [self] result in
+            let left = (uploading[piece] ?? 1) - 1
+            uploading[piece] = left > 0 ? left : nil
             guard case .success(let bytes) = result, peer.session?.served(block) == true else { return }
             peer.send(.piece(piece: block.piece.value, begin: block.begin, block: bytes))
             peer.flush()

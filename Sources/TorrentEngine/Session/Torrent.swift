@@ -58,6 +58,15 @@ final class Torrent: @unchecked Sendable {
     /// Verified pieces not written yet because storage failed, and why.
     var unwritten: [Int: [UInt8]] = [:]
     var storageError: String?
+    /// Bytes of pieces being hashed and written (they count in a bounded cache already).
+    var pendingWrites: Int64 = 0
+    /// Evicted byte ranges waiting for their release job, and whether one runs.
+    var toRelease: [Range<Int64>] = []
+    var releasing = false
+    /// Orders resume data writes (newest bitfield wins).
+    let resumeOrder = ResumeOrder()
+    /// Pieces with a block being read from storage for a peer (never evicted meanwhile).
+    var uploading: [Int: Int] = [:]
     var lastWriteRetry: Int64 = 0
     var retryingWrites = false
     /// The first retry of a failed write; each failed retry doubles the wait, up to the max.
@@ -214,6 +223,7 @@ final class Torrent: @unchecked Sendable {
         }
         if let storage { engine.reads.checked(infoHash, info: metainfo.info, storage: storage, have: have, hashed: hashed) }
         for observer in engine.observers.values { observer.torrentChecked(infoHash, have: have) }
+        engine.enforceCacheLimit()
     }
 
     /// Sets or clears read deadlines (engine clock); pieces already verified are ignored.

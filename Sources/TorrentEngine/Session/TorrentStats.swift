@@ -9,6 +9,8 @@ public struct StatusDocument: Sendable, Codable, Hashable {
     public var torrents: [TorrentStats]
     /// Inputs the mount's `.add` refused, newest last.
     public var addErrors: [RefusedInput]
+    /// The bounded cache (`cache_size`); nil when the cache is not bounded.
+    public var cache: CacheStatus?
 
     public struct RefusedInput: Sendable, Codable, Hashable {
         /// ISO 8601.

@@ -1,4 +1,5 @@
 import BitTorrent
+import CPosix
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -95,6 +96,17 @@ public final class FileStorage: PieceStorage {
                     throw EngineError.io(operation: "write", path: path(of: segment.file), errno: errno)
                 }
                 done += written
+            }
+        }
+    }
+
+    public func release(at offset: Int64, length: Int) throws(EngineError) {
+        for segment in segments(offset: offset, length: length) where !files[segment.file].isPadding {
+            guard let file = try descriptor(segment.file, create: false) else { continue }
+            defer { withExtendedLifetime(file) {} }
+            while tfs_punch_hole(file.fd, off_t(segment.fileOffset), off_t(segment.count)) != 0 {
+                if errno == EINTR { continue }
+                throw EngineError.io(operation: "punch hole", path: path(of: segment.file), errno: errno)
             }
         }
     }

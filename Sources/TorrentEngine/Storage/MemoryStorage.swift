@@ -15,6 +15,10 @@ public final class MemoryStorage: PieceStorage {
         bytes.withLock { Array($0[Int(offset)..<(Int(offset) + length)]) }
     }
 
+    public func release(at offset: Int64, length: Int) throws(EngineError) {
+        bytes.withLock { $0.replaceSubrange(Int(offset)..<(Int(offset) + length), with: repeatElement(0, count: length)) }
+    }
+
     public func sync() throws(EngineError) {}
     public func fileStates() -> [FileState?] { [] }
     public func close() {}
@@ -60,6 +64,7 @@ public final class FaultyStorage: PieceStorage {
         return out
     }
 
+    public func release(at offset: Int64, length: Int) throws(EngineError) { try inner.release(at: offset, length: length) }
     public func sync() throws(EngineError) { try inner.sync() }
     public func fileStates() -> [FileState?] { inner.fileStates() }
     public func close() { inner.close() }

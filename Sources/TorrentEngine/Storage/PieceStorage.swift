@@ -15,6 +15,10 @@ public protocol PieceStorage: AnyObject, Sendable {
     /// Size and modification time of each non-padding file, for resume data; nil where
     /// the file does not exist.
     func fileStates() -> [FileState?]
+    /// Gives the space of a byte range back to the filesystem (holes punched in sparse
+    /// files); the range reads as zeros afterwards. Only for pieces already marked
+    /// unverified everywhere (the bounded cache's eviction).
+    func release(at offset: Int64, length: Int) throws(EngineError)
     /// Releases file descriptors.
     func close()
 }

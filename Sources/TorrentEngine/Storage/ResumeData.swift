@@ -70,7 +70,10 @@ public struct ResumeData: Hashable, Sendable {
     /// Writes `bytes` to `path` so that a crash leaves either the old or the new file.
     /// Each call has a temporary file of its own: two saves at once (a periodic one and the
     /// one at stop, on two disk threads) must not rename each other's file away.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(EngineError) {
+    /// `durable: false` skips the fsyncs (the rename still replaces the file whole): for
+    /// writes on a hot path whose order against later metadata changes of the same
+    /// filesystem is enough (an ext4 journal commits them in order).
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, durable: Bool = true) throws(EngineError) {
         let temporary = path + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EngineError.io(operation: "open", path: temporary, errno: errno) }
@@ -80,7 +83,7 @@ public struct ResumeData: Hashable, Sendable {
             Glibc.close(fd)
             throw error
         }
-        if fsync(fd) != 0 {
+        if durable && fsync(fd) != 0 {
             let code = errno
             Glibc.close(fd)
             throw EngineError.io(operation: "fsync", path: temporary, errno: code)
@@ -88,7 +91,7 @@ public struct ResumeData: Hashable, Sendable {
         Glibc.close(fd)
         guard rename(temporary, path) == 0 else { throw EngineError.io(operation: "rename", path: path, errno: errno) }
         let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let dirFD = Glibc.open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let dirFD = durable ? Glibc.open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1
         if dirFD >= 0 {
             fsync(dirFD)
             Glibc.close(dirFD)
