@@ -71,7 +71,7 @@ public struct MountOptions: Sendable, Equatable {
     public static let minimumCache: Int64 = 4 << 20
 
     /// Options of mount(8) and fstab that mean nothing here.
-    static let ignored: Set<String> = ["rw", "defaults", "auto", "noauto", "user", "nouser", "users", "nofail",
+    static let ignored: Set<String> = ["rw", "ro", "defaults", "auto", "noauto", "user", "nouser", "users", "nofail",
                                        "_netdev", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime",
                                        "noatime", "relatime"]
 
@@ -147,6 +147,8 @@ public struct MountOptions: Sendable, Equatable {
             let path = try required()
             guard path.hasPrefix("/") else { throw MountOptionError("log=\(path): an absolute path is needed") }
             logFile = path
+        case "user" where value != nil:
+            break  // libmount passes user=NAME for a user mount; the mount runs as that user
         default:
             guard value == nil, MountOptions.ignored.contains(key) else {
                 throw MountOptionError("unknown mount option \(item)")

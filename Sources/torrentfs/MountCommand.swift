@@ -18,7 +18,8 @@ struct MountCommand: AsyncParsableCommand {
         Also the mount(8) helper `mount.torrentfs SOURCE MOUNTPOINT -o OPTIONS`.
         Options: data=DIR, port=N, download_limit=RATE, upload_limit=RATE, max_connections=N,
         max_peers=N, readahead=SIZE, read_timeout=SECONDS, metadata_timeout=SECONDS, fetch_all,
-        remove_data, allow_other, debug, log=FILE (see docs/user-guide.md).
+        remove_data, allow_other, debug, log=FILE, http=ADDR:PORT, http_host=NAME, http_add,
+        seed_ratio=R, cache_size=SIZE, blocklist=FILE (see mount.torrentfs(8)).
         """
     )
 
@@ -34,6 +35,8 @@ struct MountCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Verbose logs (same as -o debug).")
     var verbose = false
 
+    /// mount(8)'s `-f` as the helper sees it: options and mount point checked, nothing mounted.
+    @Flag(name: .customLong("fake"), help: .hidden) var fake = false
     @Flag(name: .customShort("n"), help: .hidden) var noMtab = false
     @Flag(name: .customShort("s"), help: .hidden) var sloppy = false
 
@@ -58,6 +61,7 @@ struct MountCommand: AsyncParsableCommand {
         guard stat(mountpoint, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
             throw CLIError("mount point \(mountpoint) is not a folder")
         }
+        if fake { return }
         if foreground {
             // Only a pipe is taken for the parent's "ready" channel (never some other fd).
             var notify = ProcessInfo.processInfo.environment[Self.notifyVariable].flatMap(Int32.init)

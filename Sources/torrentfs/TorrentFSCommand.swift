@@ -11,11 +11,14 @@ struct TorrentFSCommand: AsyncParsableCommand {
                       DownloadCommand.self, SeedCommand.self, ServeCommand.self]
     )
 
-    /// `mount.torrentfs …` (a link to this binary) is `torrentfs mount …`.
+    /// `mount.torrentfs …` (a link to this binary) is `torrentfs mount …`, where `-f` is
+    /// mount(8)'s fake mode (check everything, mount nothing), not the foreground.
     static func main() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
         let invokedAs = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
-        if invokedAs == "mount.torrentfs" { arguments.insert("mount", at: 0) }
+        if invokedAs == "mount.torrentfs" {
+            arguments = ["mount"] + arguments.map { $0 == "-f" ? "--fake" : $0 }
+        }
         do {
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -24,18 +24,29 @@ import TorrentEngine
         #expect(options.blocklistFile == "/etc/t/block.p2p")
     }
 
+    @Test func cacheSizeShrinksTheReadahead() throws {
+        var options = MountOptions(dataDirectory: "/d")
+        #expect(options.cacheSize == nil && options.effectiveReadahead == 32 << 20)
+        try options.apply(["cache_size=64M"])
+        #expect(options.cacheSize == 64 << 20)
+        #expect(options.effectiveReadahead == 16 << 20, "a quarter of the cache")
+        try options.apply(["cache_size=2G,readahead=8M"])
+        #expect(options.effectiveReadahead == 8 << 20, "a smaller readahead stays")
+    }
+
     @Test func defaultsAndAliases() throws {
         var options = MountOptions(dataDirectory: "/d")
         #expect(options.listenPort == nil && options.readTimeout == nil && !options.fetchAll && !options.removeData)
         #expect(options.resolvedLogFile == "/d/torrentfs.log")
-        try options.apply(["cache=/c,read_timeout=0,rw,nofail,_netdev,noauto,defaults"])
+        try options.apply(["cache=/c,read_timeout=0,rw,ro,nofail,_netdev,noauto,defaults,user=alice"])
         #expect(options.dataDirectory == "/c")
         #expect(options.readTimeout == nil)  // 0 = wait forever
     }
 
     @Test(arguments: ["bogus", "port=70000", "port=", "data=relative", "fetch_all=1", "readahead=lots",
                       "download_limit=-1", "max_peers=0", "read_timeout=-3", "log=rel.log", "rw=1",
-                      "seed_ratio=-1", "seed_ratio=lots", "blocklist=", "blocklist=relative.p2p"])
+                      "seed_ratio=-1", "seed_ratio=lots", "blocklist=", "blocklist=relative.p2p",
+                      "cache_size=1M", "cache_size=big", "cache_size="])
     func badOptionsAreRefused(_ text: String) {
         var options = MountOptions(dataDirectory: "/d")
         #expect(throws: MountOptionError.self) { try options.apply([text]) }

@@ -22,6 +22,8 @@ def _run(torrentfs_bin, *args, timeout=30):
     ("readahead=lots", "readahead=lots: not a size"),
     ("seed_ratio=-1", "seed_ratio=-1: not a ratio"),
     ("fetch_all=yes", "option fetch_all takes no value"),
+    ("cache_size=1M", "cache_size=1M: not a size of at least 4M"),
+    ("blocklist=rel.p2p", "blocklist=rel.p2p: an absolute path is needed"),
 ])
 def test_bad_mount_options_are_refused(options, message, torrentfs_bin, tmp_path):
     mnt = tmp_path / "mnt"
@@ -49,3 +51,20 @@ def test_add_and_status_outside_a_mount(torrentfs_bin, tmp_path):
     proc = _run(torrentfs_bin, "add", tmp_path, "0123456789abcdef0123456789abcdef01234567")
     assert proc.returncode != 0 and "cannot open" in proc.stderr, proc
     assert not os.path.exists(tmp_path / ".add")
+
+
+def test_helper_fake_mode_checks_and_mounts_nothing(torrentfs_bin, tmp_path):
+    """mount(8) -f runs the helper with -f: check the options and the mount point, mount
+    nothing, exit at once (as mount.torrentfs; `torrentfs mount -f` is the foreground)."""
+    helper = tmp_path / "mount.torrentfs"
+    helper.symlink_to(torrentfs_bin)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    data = tmp_path / "data"
+    ok = subprocess.run([str(helper), "torrentfs", str(mnt), "-f", "-o", f"rw,data={data},port=0"],
+                        capture_output=True, text=True, timeout=10)
+    assert ok.returncode == 0, ok.stderr
+    assert not in_mount_table(mnt)
+    bad = subprocess.run([str(helper), "torrentfs", str(mnt), "-f", "-o", "bogus"],
+                         capture_output=True, text=True, timeout=10)
+    assert bad.returncode != 0 and "unknown mount option bogus" in bad.stderr, bad.stderr
