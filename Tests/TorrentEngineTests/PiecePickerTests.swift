@@ -480,3 +480,22 @@ struct PieceMapTests {
         #expect(partly.map(cells: 0) == "")
     }
 }
+
+@Suite("Picking runs")
+struct PickRunsTests {
+    @Test("with runs, each fresh piece is followed by the next ones in index order")
+    func runsFollowIndexOrder() {
+        var picker = makePicker(pieces: 12, have: "0000_0100_0000")
+        let picks = picker.pick(count: 4, peerHas: bits("1111_1111_1111"), alreadyRequested: [], fast: false, now: 0,
+                                runs: true)
+        let pieces = picks.map(\.piece.value)
+        #expect(pieces.count == 4)
+        // Consecutive, skipping only what is had.
+        for (a, b) in zip(pieces, pieces.dropFirst()) { #expect(b == a + 1 || (a == 4 && b == 6), "\(pieces)") }
+        var plain = makePicker(pieces: 12)
+        let scattered = plain.pick(count: 4, peerHas: bits("1111_1111_1111"), alreadyRequested: [], fast: false, now: 0)
+        #expect(zip(scattered, scattered.dropFirst()).contains { $1.piece.value != $0.piece.value + 1 },
+                "without runs the rarest-first order is not sequential")
+    }
+}
+

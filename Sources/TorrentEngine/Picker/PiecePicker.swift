@@ -121,9 +121,11 @@ public struct PiecePicker: Sendable {
 
     /// Up to `count` blocks for a peer that has `peerHas`. `alreadyRequested` are the
     /// peer's outstanding blocks (never returned again for the same peer). `fast` peers
-    /// get deadline pieces and duplicate requests of late deadline blocks.
+    /// get deadline pieces and duplicate requests of late deadline blocks. With `runs`, each
+    /// fresh piece taken is followed by the next pieces in index order while they are
+    /// wanted and untouched (a web seed's byte ranges).
     public mutating func pick(count: Int, peerHas: Bitfield, alreadyRequested: Set<BlockRange>, fast: Bool,
-                              now: Int64, lateThreshold: Int64 = 1_000_000_000) -> [BlockRange] {
+                              now: Int64, lateThreshold: Int64 = 1_000_000_000, runs: Bool = false) -> [BlockRange] {
         guard count > 0 else { return [] }
         var picked: [BlockRange] = []
         func take(_ piece: Int, allowDuplicates: Bool) {
@@ -146,6 +148,11 @@ public struct PiecePicker: Sendable {
         if orderDirty { rebuildOrder() }
         for piece in order where partial[piece] == nil {
             take(piece, allowDuplicates: false)
+            var next = piece + 1
+            while runs, picked.count < count, next < lengths.pieceCount, partial[next] == nil, peerHas[next], wants(next) {
+                take(next, allowDuplicates: false)
+                next += 1
+            }
             if picked.count >= count { return picked }
         }
         // 4. Endgame: nothing left open, so request blocks others are already fetching.

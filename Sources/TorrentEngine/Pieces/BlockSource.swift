@@ -14,6 +14,9 @@ protocol BlockSource: AnyObject {
     func downloadRate(now: Int64) -> Double
     /// Sends the requests (and records them as outstanding).
     func request(_ blocks: [BlockRange], now: Int64)
+    /// Whether fresh pieces should come in runs of consecutive pieces (a web seed asks
+    /// for byte ranges: runs make few, large requests).
+    var prefersRuns: Bool { get }
 }
 
 extension PeerConnection: BlockSource {
@@ -27,6 +30,8 @@ extension PeerConnection: BlockSource {
     }
 
     var outstandingBlocks: [BlockRange: Int64] { session?.outstanding ?? [:] }
+
+    var prefersRuns: Bool { false }
 
     func queueDepth(now: Int64) -> Int {
         guard let session else { return 0 }

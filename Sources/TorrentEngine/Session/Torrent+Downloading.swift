@@ -27,7 +27,7 @@ extension Torrent {
         let fast = source.downloadRate(now: now) >= averagePeerRate(now: now)
         // Mutated in place (no copy-on-write of the picker's tables).
         let blocks = picker!.pick(count: wanted, peerHas: available, alreadyRequested: Set(outstanding.keys),
-                                  fast: fast, now: now)
+                                  fast: fast, now: now, runs: source.prefersRuns)
         source.request(blocks, now: now)
     }
 
@@ -38,18 +38,23 @@ extension Torrent {
 
     func blockReceived(_ range: BlockRange, _ data: UnsafeRawBufferPointer, from peer: PeerConnection,
                                now: Int64) {
-        guard picker != nil, let metainfo else { return }
         peer.downloadMeter.add(data.count, now: now)
         peer.lastBlockAt = now
+        blockReceived(range, data, sender: BlockSender(connection: peer.id, address: peer.address, peerID: peer.remotePeerID),
+                      now: now)
+    }
+
+    /// A block from any source (a peer, a web seed) into its piece's assembly.
+    func blockReceived(_ range: BlockRange, _ data: UnsafeRawBufferPointer, sender: BlockSender, now: Int64) {
+        guard picker != nil, let metainfo else { return }
         downloadMeter.add(data.count, now: now)
         let outcome = picker!.blockReceived(range)
         guard outcome != .unexpected else { return }
         let piece = range.piece.value
-        let sender = BlockSender(connection: peer.id, address: peer.address, peerID: peer.remotePeerID)
         let complete = assembly.add(range, data, from: sender, lengths: metainfo.info.lengths,
                                     complete: outcome == .pieceComplete)
         // Endgame duplicates of this block elsewhere are no longer needed.
-        for other in peers.values where other.id != peer.id {
+        for other in peers.values where other.id != sender.connection {
             if var session = other.session, session.cancelled(range) {
                 other.session = session
                 other.send(.cancel(piece: piece, begin: range.begin, length: range.length))
@@ -59,7 +64,7 @@ extension Torrent {
     }
 
     func verify(_ piece: PieceIndex, _ buffer: PieceAssembly.Attempt) {
-        guard let metainfo, let storage else { return }
+        guard let metainfo, storage != nil else { return }
         let expected = metainfo.info.hash(of: piece)
         let offset = metainfo.info.lengths.pieceOffset(piece)
         let bytes = buffer.bytes
@@ -195,7 +200,9 @@ extension Torrent {
     }
 
     func ban(_ sender: BlockSender, reason: BanReason) {
-        if let peer = peers[sender.connection] {
+        if let seed = webSeeds[sender.connection] {
+            webSeedSentBadData(seed)
+        } else if let peer = peers[sender.connection] {
             ban(peer, reason: reason)
         } else {
             ban(sender.address, peerID: sender.peerID, reason: reason)

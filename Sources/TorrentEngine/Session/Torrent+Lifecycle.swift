@@ -35,6 +35,7 @@ extension Torrent {
             }
             peer.flush()
         }
+        fillWebSeeds(now: now)
         if now - lastChoke >= Torrent.chokeInterval || lastChoke == 0 {
             lastChoke = now
             rechoke(now: now)
@@ -88,6 +89,7 @@ extension Torrent {
         isStopped = true
         announcer?.stop()
         for peer in peers.values { peer.close(.shutdown) }
+        for seed in webSeeds.values { seed.drop() }
         let waiters = completionWaiters
         completionWaiters = [:]
         waiters.values.forEach { $0.fail(TorrentFailure(message: "stopped")) }
@@ -163,7 +165,7 @@ extension Torrent {
                             wantedProgress: wanted > 0 ? Double(verifiedWanted) / Double(wanted) : (known ? 1 : 0),
                             downloaded: downloadMeter.total, uploaded: uploadMeter.total,
                             downloadRate: rate, uploadRate: uploadMeter.rate(now: now), eta: eta,
-                            peers: peerStats, knownPeers: peerList.count, hashFailures: hashFailures,
+                            peers: peerStats + webSeedStats(now: now), knownPeers: peerList.count, hashFailures: hashFailures,
                             bannedPeers: peerList.bannedCount,
                             bansByReason: Dictionary(uniqueKeysWithValues: peerList.bansByReason.map { ($0.key.rawValue, $0.value) }),
                             knownPeersBySource: Dictionary(uniqueKeysWithValues: peerList.addressesBySource.map { ($0.key.rawValue, $0.value) }),

@@ -58,6 +58,8 @@ final class Torrent: @unchecked Sendable {
     /// Verified pieces not written yet because storage failed, and why.
     var unwritten: [Int: [UInt8]] = [:]
     var storageError: String?
+    /// Web seeds (BEP 19) by their source id, once the metadata is known.
+    var webSeeds: [Int: WebSeed] = [:]
     /// Bytes of pieces being hashed and written (they count in a bounded cache already).
     var pendingWrites: Int64 = 0
     /// Evicted byte ranges waiting for their release job, and whether one runs.
@@ -224,6 +226,7 @@ final class Torrent: @unchecked Sendable {
         if let storage { engine.reads.checked(infoHash, info: metainfo.info, storage: storage, have: have, hashed: hashed) }
         for observer in engine.observers.values { observer.torrentChecked(infoHash, have: have) }
         engine.enforceCacheLimit()
+        startWebSeeds()
     }
 
     /// Sets or clears read deadlines (engine clock); pieces already verified are ignored.
@@ -239,6 +242,7 @@ final class Torrent: @unchecked Sendable {
         self.picker = picker
         updateState()
         let now = Engine.now()
+        fillWebSeeds(now: now)
         for peer in peers.values where peer.session != nil {
             updateInterest(peer)
             fillRequests(peer, now: now)
