@@ -43,6 +43,17 @@ def grow(path) -> None:
     subprocess.run(["mount", "-o", "remount,size=64m", str(path)], check=True, timeout=10)
 
 
+def answer(served, path: str, status: int, timeout: float, what: str):
+    """GET `path` until it is answered with `status`; the response and its body."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response, body = served.request("GET", path)
+        if response.status == status:
+            return response, body
+        assert time.monotonic() < deadline, f"{what}: got {response.status}\n{served.proc.tail()}"
+        time.sleep(0.2)
+
+
 def test_download_exits_with_one_clear_line_when_the_disk_is_full(content, tmp_path, procs, torrentfs_bin):  # noqa: F811
     torrent = tmp_path / "data.torrent"
     torrentfs_create(torrentfs_bin, content.root, torrent)
@@ -108,21 +119,9 @@ def test_serve_answers_503_while_paused_and_serves_after(content, tmp_path, proc
         served.request("GET", path)
     except Exception:
         pass
-    deadline = time.monotonic() + TRANSFER_TIMEOUT
-    while True:
-        response, body = served.request("GET", path)
-        if response.status == 503:
-            break
-        assert time.monotonic() < deadline, f"no 503 from a paused torrent (got {response.status})\n{served.proc.tail()}"
-        time.sleep(0.2)
+    response, body = answer(served, path, 503, TRANSFER_TIMEOUT, "a 503 from a paused torrent")
     assert b"No space left" in body, body
     assert response.getheader("Retry-After")
     grow(small)
-    deadline = time.monotonic() + 60
-    while True:
-        response, body = served.request("GET", path)
-        if response.status == 200:
-            break
-        assert time.monotonic() < deadline, f"serve did not resume ({response.status})\n{served.proc.tail()}"
-        time.sleep(0.5)
+    response, body = answer(served, path, 200, 60, "serve resuming once space returns")
     assert body == (content.root / "b.bin").read_bytes()
