@@ -25,6 +25,7 @@ peerwire        Fuzz/FuzzPeerWire.swift
 extension       Fuzz/FuzzExtension.swift
 httptracker     Fuzz/FuzzHTTPTracker.swift
 udptracker      Fuzz/FuzzUDPTracker.swift
+mse             Fuzz/FuzzMSE.swift
 krpc            Fuzz/FuzzKRPC.swift
 resumedata      Fuzz/FuzzResumeData.swift     TorrentEngine
 addinput        Fuzz/FuzzAddInput.swift       TorrentEngine TorrentFSCore
