@@ -125,3 +125,23 @@ def test_serve_answers_503_while_paused_and_serves_after(content, tmp_path, proc
     grow(small)
     response, body = answer(served, path, 200, 60, "serve resuming once space returns")
     assert body == (content.root / "b.bin").read_bytes()
+
+
+def test_cache_evicts_to_resume_a_mount_on_a_full_disk(tmp_path, procs, torrentfs_bin, mounter):
+    """A cache bigger than the disk: when the disk fills, eviction frees room and the
+    paused torrent resumes by itself; a sequential reader never sees an error."""
+    from swarm import make_tree
+    root = make_tree(tmp_path / "src" / "Film", {"film.bin": 24 << 20}, seed=8)
+    torrent = tmp_path / "film.torrent"
+    info = torrentfs_create(torrentfs_bin, root, torrent, piece_length=str(256 << 10))
+    seeder = lt_seeder(procs, type("C", (), {"parent": tmp_path / "src"})(), torrent)
+    small = small_tmpfs(tmp_path, procs, "small", size="12m")
+    m = mounter("full", data=small, opts=["cache_size=64M", "readahead=2M"])
+    m.add(f"magnet:?xt=urn:btih:{info['infoHash']}&x.pe={seeder.endpoint}\n")
+    m.wait_folder("Film")
+    digest = hashlib.sha256()
+    with open(m.path("Film", "film.bin"), "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    assert digest.digest() == hashlib.sha256((root / "film.bin").read_bytes()).digest()
+    assert m.status()["cache"]["evictions"] > 0

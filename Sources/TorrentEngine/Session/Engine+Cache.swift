@@ -12,8 +12,20 @@ extension Engine {
     /// its bytes are released (`Torrent.evict`).
     func enforceCacheLimit() {
         guard let limit = configuration.cacheLimit else { return }
-        let over = cachedBytes - limit
-        guard over > 0 else { return }
+        evict(cachedBytes - limit)
+    }
+
+    /// The disk is full before the cache is: with a bounded cache, evicts `bytes` more so a
+    /// failed write finds room once the release is done (without one, it waits for space).
+    /// Returns whether anything was evicted.
+    func makeRoom(_ bytes: Int64) -> Bool {
+        guard configuration.cacheLimit != nil else { return false }
+        return evict(bytes) > 0
+    }
+
+    @discardableResult
+    private func evict(_ over: Int64) -> Int {
+        guard over > 0 else { return 0 }
         var protected: [InfoHash: Set<Int>] = [:]
         for (hash, torrent) in torrents where !torrent.uploading.isEmpty { protected[hash] = Set(torrent.uploading.keys) }
         let chosen = reads.evict(bytes: over, protected: protected)
@@ -22,6 +34,7 @@ extension Engine {
             torrent.evict(pieces)
             cacheEvictions += pieces.count
         }
+        return chosen.values.reduce(0) { $0 + $1.count }
     }
 
     /// Runs `write` once no eviction's release job is under way (at once without a limit):

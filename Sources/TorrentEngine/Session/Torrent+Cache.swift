@@ -1,4 +1,7 @@
 import BitTorrent
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Eviction from the bounded cache (`Engine.enforceCacheLimit`).
 extension Torrent {
@@ -30,8 +33,11 @@ extension Torrent {
         let ranges = toRelease
         toRelease = []
         let logger = logger
+        let resume = resumePath
         engine.onDisk {
-            try before()
+            // On a full disk the resume data cannot be written: it is removed instead (no
+            // resume data trusts nothing; the next start hashes what is on disk).
+            do { try before() } catch { unlink(resume) }
             for range in ranges { try storage.release(at: range.lowerBound, length: Int(range.count)) }
         }.whenComplete { [self] result in
             releasing = false

@@ -105,6 +105,13 @@ extension Torrent {
             if self.error == nil { fail("cannot store data: \(error)") }
             return
         }
+        // A bounded cache gives space back (twice the piece) and the piece is written again
+        // once that is released; the torrent pauses only when nothing more can be evicted.
+        if storageError == nil, engine.makeRoom(2 * Int64(bytes.count)) {
+            let offset = metainfo?.info.lengths.pieceOffset(piece) ?? 0
+            engine.afterReleases { [self] in rewrite(piece, bytes, at: offset) }
+            return
+        }
         unwritten[piece.value] = bytes
         if storageError == nil {
             storageError = "cannot store data, paused until it can: \(error)"
@@ -114,6 +121,19 @@ extension Torrent {
             if let info = metainfo?.info { engine.reads.paused(infoHash, info: info, reason: storageError) }
         }
         state = .paused
+    }
+
+    /// Writes a verified piece again after a bounded cache made room for it.
+    private func rewrite(_ piece: PieceIndex, _ bytes: [UInt8], at offset: Int64) {
+        guard let storage, !isStopped else { return }
+        pendingWrites += Int64(bytes.count)
+        engine.onDisk { try storage.write(bytes, at: offset) }.whenComplete { [self] result in
+            pendingWrites -= Int64(bytes.count)
+            switch result {
+            case .success: pieceVerified(piece, size: bytes.count)
+            case .failure(let error): storageFailed(piece, bytes, error: "\(error)")
+            }
+        }
     }
 
     /// While paused, with backoff (1 s doubling up to 30 s): write the kept pieces again;
