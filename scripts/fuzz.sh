@@ -28,8 +28,6 @@ udptracker      Fuzz/FuzzUDPTracker.swift
 mse             Fuzz/FuzzMSE.swift
 utp             Fuzz/FuzzUTP.swift
 krpc            Fuzz/FuzzKRPC.swift
-lsd             Fuzz/FuzzLSD.swift
-natpmp          Fuzz/FuzzNATPMP.swift
 resumedata      Fuzz/FuzzResumeData.swift     TorrentEngine
 addinput        Fuzz/FuzzAddInput.swift       TorrentEngine TorrentFSCore
 mountoptions    Fuzz/FuzzMountOptions.swift   TorrentEngine TorrentFSCore
@@ -38,7 +36,7 @@ declare -A module_sources=(
     [BitTorrent]="Sources/BitTorrent/*.swift"
     [TorrentEngine]="Sources/TorrentEngine/ByteSize.swift Sources/TorrentEngine/EngineError.swift
         Sources/TorrentEngine/Storage/PieceStorage.swift Sources/TorrentEngine/Storage/PosixFile.swift
-        Sources/TorrentEngine/Storage/ResumeData.swift Sources/TorrentEngine/Transport/EncryptionPolicy.swift"
+        Sources/TorrentEngine/Storage/ResumeData.swift"
     [TorrentFSCore]="Sources/TorrentFSCore/AddInput.swift Sources/TorrentFSCore/MountOptions.swift"
 )
 flags=(-O -sanitize=fuzzer,address -parse-as-library)
