@@ -54,6 +54,7 @@ bench: deps release
 	$(PYTHON) bench/download_bench.py $(RELEASE_BIN)
 	$(PYTHON) bench/mount_bench.py $(RELEASE_BIN)
 	timeout 1200 $(PYTHON) bench/fast_seed_bench.py $(RELEASE_BIN)
+	timeout 900 $(PYTHON) bench/http_bench.py $(RELEASE_BIN)
 	timeout 600 $(PYTHON) bench/webseed_bench.py $(RELEASE_BIN)
 
 # mount(8) looks for helpers in /sbin: `mount -t torrentfs torrentfs /mnt/t` and fstab lines

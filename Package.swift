@@ -80,7 +80,8 @@ let package = Package(
             dependencies: ["TorrentFSCore", "TorrentEngine", "BitTorrent", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "TorrentHTTPTests", dependencies: ["TorrentHTTP", "TorrentEngine", "BitTorrent", "TestSupport"]),
+        .testTarget(name: "TorrentHTTPTests", dependencies: ["TorrentHTTP", "TorrentEngine", "BitTorrent", "TestSupport",
+                                                      .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "TorrentEngineTests",
             dependencies: ["TorrentEngine", "BitTorrent", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),

@@ -110,6 +110,13 @@ final class HTTPHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    /// A malformed request (the pipeline's error handler has already answered 400) or a
+    /// failed socket: nothing more can be read on this connection, so it is closed rather
+    /// than left open for the client to hold.
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         streamer?.abandon()
         streamer = nil
