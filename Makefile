@@ -12,7 +12,8 @@ RELEASE_BIN := .build/release/torrentfs
 # System packages: FUSE (build and mount), and the independent peers and tools that tests
 # and benchmarks compare against.
 APT_PACKAGES := libfuse3-dev fuse3 pkg-config python3 python3-pytest python3-libtorrent \
-	opentracker aria2 transmission-cli mktorrent openssl bc btfs ffmpeg nginx tmux man-db
+	opentracker aria2 transmission-cli mktorrent openssl bc btfs ffmpeg nginx tmux man-db \
+	miniupnpd-nftables nftables
 
 .PHONY: all deps build release test test-unit test-interop fuzz bench install install-files uninstall run clean
 

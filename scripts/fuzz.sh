@@ -28,6 +28,8 @@ udptracker      Fuzz/FuzzUDPTracker.swift
 mse             Fuzz/FuzzMSE.swift
 utp             Fuzz/FuzzUTP.swift
 krpc            Fuzz/FuzzKRPC.swift
+lsd             Fuzz/FuzzLSD.swift
+natpmp          Fuzz/FuzzNATPMP.swift
 resumedata      Fuzz/FuzzResumeData.swift     TorrentEngine
 addinput        Fuzz/FuzzAddInput.swift       TorrentEngine TorrentFSCore
 mountoptions    Fuzz/FuzzMountOptions.swift   TorrentEngine TorrentFSCore

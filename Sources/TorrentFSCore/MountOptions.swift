@@ -52,6 +52,12 @@ public struct MountOptions: Sendable, Equatable {
     /// `blocklist=FILE`: peers in its ranges are never contacted or accepted (P2P
     /// `name:a.b.c.d-e.f.g.h` or CIDR lines, as `torrentfs download --blocklist`).
     public var blocklistFile: String?
+    /// `lsd=on|off`: local service discovery (BEP 14); on by default.
+    public var lsd = true
+    /// `natpmp=on|off`: map the listen port on the gateway with NAT-PMP; on by default.
+    public var natpmp = true
+    /// `natpmp_lease=SECONDS`: lifetime asked for each mapping (renewed halfway); 7200.
+    public var natpmpLease = 7200
 
     public init(dataDirectory: String = MountOptions.defaultDataDirectory()) {
         self.dataDirectory = dataDirectory
@@ -147,6 +153,13 @@ public struct MountOptions: Sendable, Equatable {
             let path = try required()
             guard path.hasPrefix("/") else { throw MountOptionError("log=\(path): an absolute path is needed") }
             logFile = path
+        case "lsd": lsd = try MountOptions.onOff(key, try required())
+        case "natpmp": natpmp = try MountOptions.onOff(key, try required())
+        case "natpmp_lease":
+            guard let seconds = Int(try required()), (2...86_400).contains(seconds) else {
+                throw MountOptionError("natpmp_lease=\(value ?? ""): not a number of seconds (2-86400)")
+            }
+            natpmpLease = seconds
         case "user" where value != nil:
             break  // libmount passes user=NAME for a user mount; the mount runs as that user
         default:
@@ -172,6 +185,14 @@ public struct MountOptions: Sendable, Equatable {
         }
         guard !host.isEmpty, let number = Int(port), (0...65535).contains(number) else { return nil }
         return (String(host), number)
+    }
+
+    private static func onOff(_ key: String, _ text: String) throws(MountOptionError) -> Bool {
+        switch text {
+        case "on": return true
+        case "off": return false
+        default: throw MountOptionError("\(key)=\(text): on or off")
+        }
     }
 
     private static func rate(_ key: String, _ text: String) throws(MountOptionError) -> Int? {

@@ -110,7 +110,8 @@ struct SeedCommand: AsyncParsableCommand {
                 }
             }
         }
-        let (session, port) = try await network.startSession(dataDirectory: dataDirectory)
+        // A seed wants to be reachable: NAT-PMP unless --natpmp off.
+        let (session, port) = try await network.startSession(dataDirectory: dataDirectory, natpmpByDefault: true)
         var options = TorrentOptions()
         options.peers = try network.parsedPeers()
         let hash = try await session.add(.metainfo(metainfo), options: options)
@@ -153,18 +154,27 @@ struct NetworkOptions: ParsableArguments {
     @Option(help: "Directory for resume data (default: XDG data dir).")
     var state: String?
 
+    @Option(help: "Local service discovery (BEP 14): on or off.")
+    var lsd: OnOff = .on
+
+    @Option(help: "Map the listen port on the gateway with NAT-PMP: on or off (default: on for seed, off otherwise).")
+    var natpmp: OnOff?
+
     @Flag(name: .shortAndLong, help: "Log what happens (repeat for debug detail).")
     var verbose: Int
 
     @Flag(help: "Print nothing but errors and results.")
     var quiet = false
 
-    func configuration(dataDirectory: String) throws -> SessionConfiguration {
+    /// `natpmpByDefault`: NAT-PMP when `--natpmp` is not given (`seed`).
+    func configuration(dataDirectory: String, natpmpByDefault: Bool = false) throws -> SessionConfiguration {
         var configuration = SessionConfiguration(dataDirectory: dataDirectory)
         guard (0...65535).contains(port) else { throw CLIError("--port must be 0…65535") }
         configuration.listenPort = port
         configuration.maxConnections = maxConnections
         configuration.stateDirectory = state ?? NetworkOptions.defaultStateDirectory
+        configuration.localDiscovery = lsd == .on
+        configuration.natPMP = natpmp.map { $0 == .on } ?? natpmpByDefault
         if let downloadLimit {
             guard let rate = (ByteSize.parse(downloadLimit).map { Int(clamping: $0) }), rate > 0 else {
                 throw CLIError("invalid --download-limit '\(downloadLimit)'")
@@ -188,8 +198,9 @@ struct NetworkOptions: ParsableArguments {
     }
 
     /// A session for these options, listening; its port.
-    func startSession(dataDirectory: String, cacheLimit: Int64? = nil) async throws -> (Session, Int) {
-        var configuration = try configuration(dataDirectory: dataDirectory)
+    func startSession(dataDirectory: String, cacheLimit: Int64? = nil,
+                      natpmpByDefault: Bool = false) async throws -> (Session, Int) {
+        var configuration = try configuration(dataDirectory: dataDirectory, natpmpByDefault: natpmpByDefault)
         configuration.cacheLimit = cacheLimit
         let session = Session(configuration: configuration, logger: logger())
         do {

@@ -232,6 +232,9 @@ struct MountCommand: AsyncParsableCommand {
         configuration.maxConnections = settings.maxConnections
         configuration.maxConnectionsPerTorrent = settings.maxPeers
         configuration.cacheLimit = settings.cacheSize
+        configuration.localDiscovery = settings.lsd
+        configuration.natPMP = settings.natpmp
+        configuration.portMappingLease = settings.natpmpLease
         return configuration
     }
 }

@@ -75,6 +75,7 @@ def peer_json(p) -> dict:
         "source": int(p.source),
         "from_pex": bool(p.source & lt.peer_info.pex),
         "from_tracker": bool(p.source & lt.peer_info.tracker),
+        "from_lsd": bool(p.source & lt.peer_info.lsd),
         "outgoing": bool(p.flags & lt.peer_info.outgoing_connection),
         "seed": bool(p.flags & lt.peer_info.seed),
         "connecting": bool(p.flags & lt.peer_info.connecting),
@@ -125,6 +126,8 @@ def main() -> int:
     ap.add_argument("--seed-mode", action="store_true",
                     help="trust the data without checking it (default: hash-check it)")
     ap.add_argument("--interval", type=float, default=0.25)
+    ap.add_argument("--lsd", action="store_true",
+                    help="local service discovery on (only in a namespace of the test's own)")
     args = ap.parse_args()
 
     signal.signal(signal.SIGTERM, _on_signal)
@@ -134,7 +137,7 @@ def main() -> int:
     settings = {
         "listen_interfaces": args.listen,
         "enable_dht": False,
-        "enable_lsd": False,
+        "enable_lsd": args.lsd,
         "enable_upnp": False,
         "enable_natpmp": False,
         "enable_incoming_utp": False,

@@ -394,7 +394,8 @@ class LtPeer:
                  torrent: Optional[Path] = None, magnet: Optional[str] = None,
                  listen: str = "127.0.0.1:0", connect: Sequence[str] = (),
                  upload_limit: int = 0, download_limit: int = 0,
-                 seed_mode: bool = False, seed_outgoing: bool = True):
+                 seed_mode: bool = False, seed_outgoing: bool = True,
+                 lsd: bool = False, host: Optional["VethHost"] = None):
         cmd = [LT_PYTHON, str(LT_PEER_SCRIPT), "--save", str(save), "--listen", listen]
         if torrent is not None:
             cmd += ["--torrent", str(torrent)]
@@ -410,8 +411,11 @@ class LtPeer:
             cmd.append("--seed-mode")
         if not seed_outgoing:
             cmd.append("--no-seed-outgoing")
+        if lsd:
+            cmd.append("--lsd")
         save.mkdir(parents=True, exist_ok=True)
-        self.proc = procs.start(name, cmd)
+        # On a veth host, the peer runs in that host's namespace.
+        self.proc = procs.start(name, host.wrap(cmd) if host is not None else cmd)
         self.name = self.proc.name
         self.port: Optional[int] = None
 

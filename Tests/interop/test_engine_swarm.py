@@ -109,7 +109,8 @@ def start_seed(procs: ProcGroup, bin_path: Path, tmp_path: Path, torrent: Path,
                data: Path, port: int, *, name: str = "tfs-seed", verbose: str = "-v"):
     state = tmp_path / f"state-{name}"
     state.mkdir(parents=True, exist_ok=True)
-    cmd = [bin_path, "seed", torrent, "--data", data, "--port", port, "--state", state]
+    cmd = [bin_path, "seed", torrent, "--data", data, "--port", port, "--state", state,
+           "--natpmp", "off"]
     if verbose:
         cmd.append(verbose)
     proc = procs.start(name, cmd)

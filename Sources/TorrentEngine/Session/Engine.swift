@@ -39,6 +39,9 @@ final class Engine: @unchecked Sendable {
     let httpClient: HTTPClient
     /// The session's UDP socket (trackers; the DHT and uTP share it), on the listen port.
     var udpPort: UDPPort?
+    /// Local service discovery and port mapping, when on (`Engine+Discovery.swift`).
+    var lsd: LSDService?
+    var portMapper: PortMapper?
 
     init(configuration: SessionConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -245,6 +248,8 @@ final class Engine: @unchecked Sendable {
         var document = StatusDocument(listenPort: listenPort,
                                       torrents: torrents.values.map { $0.stats(now: now) }.sorted { $0.name < $1.name })
         document.cache = cacheStatus
+        document.lsd = lsd?.status
+        document.portMapping = portMapper?.status
         return document
     }
 

@@ -19,6 +19,7 @@ public final class Session: Sendable {
         let port = try await engine.loop.flatSubmit { engine.startListening() }.get()
         try await engine.loop.flatSubmit { engine.startUDP() }.get()
         try await engine.loop.submit { engine.startTimer() }.get()
+        try await engine.loop.flatSubmit { engine.startDiscovery() }.get()
         return port
     }
 
@@ -224,6 +225,7 @@ public final class Session: Sendable {
             engine.reads.shutDown()
             let stops = engine.torrents.values.map { $0.stop() }
             let closes = engine.listeners.map { $0.close() } + [engine.udpPort?.close()].compactMap { $0 }
+                + engine.stopDiscovery()
             return EventLoopFuture.andAllComplete(stops + closes, on: engine.loop)
         }.get()
         try? await engine.httpClient.shutdown()

@@ -26,6 +26,15 @@ public struct SessionConfiguration: Sendable {
     /// The bounded cache: verified bytes kept on disk across all torrents stay under this
     /// (least recently read pieces evicted first); nil = unbounded.
     public var cacheLimit: Int64?
+    /// Local service discovery (BEP 14): announce public torrents to the LAN's multicast
+    /// groups and take peers from others' announces. Off here; the front ends turn it on.
+    public var localDiscovery = false
+    /// Map the listen port on the IPv4 default gateway with NAT-PMP (RFC 6886).
+    public var natPMP = false
+    /// The gateway to ask instead of the default route's.
+    public var portMappingGateway: String?
+    /// Seconds a mapping is asked for (renewed halfway through).
+    public var portMappingLease = 7200
     /// Blocklist: peers in these ranges are never contacted or accepted.
     public var blocklist = Blocklist()
     public var peerID = PeerID.generatePeerID()

@@ -11,6 +11,10 @@ public struct StatusDocument: Sendable, Codable, Hashable {
     public var addErrors: [RefusedInput]
     /// The bounded cache (`cache_size`); nil when the cache is not bounded.
     public var cache: CacheStatus?
+    /// Local service discovery; nil when it is off.
+    public var lsd: LSDStatus?
+    /// Port mapping on the gateway; nil when it is off or there is no gateway.
+    public var portMapping: PortMappingStatus?
 
     public struct RefusedInput: Sendable, Codable, Hashable {
         /// ISO 8601.
