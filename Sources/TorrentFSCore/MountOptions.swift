@@ -56,6 +56,10 @@ public struct MountOptions: Sendable, Equatable {
     public var lsd = true
     /// `natpmp=on|off`: map the listen port on the gateway with NAT-PMP; on by default.
     public var natpmp = true
+    /// `dht=on|off`: the mainline DHT for public torrents; on by default.
+    public var dht = true
+    /// `dht_router=HOST:PORT` (repeatable): bootstrap routers replacing the default ones.
+    public var dhtRouters: [String] = []
     /// `natpmp_lease=SECONDS`: lifetime asked for each mapping (renewed halfway); 7200.
     public var natpmpLease = 7200
 
@@ -155,6 +159,13 @@ public struct MountOptions: Sendable, Equatable {
             logFile = path
         case "lsd": lsd = try MountOptions.onOff(key, try required())
         case "natpmp": natpmp = try MountOptions.onOff(key, try required())
+        case "dht": dht = try MountOptions.onOff(key, try required())
+        case "dht_router":
+            let text = try required()
+            guard let router = MountOptions.hostAndPort(text), router.port > 0 else {
+                throw MountOptionError("dht_router=\(text): not HOST:PORT (e.g. router.bittorrent.com:6881)")
+            }
+            dhtRouters.append(text)
         case "natpmp_lease":
             guard let seconds = Int(try required()), (2...86_400).contains(seconds) else {
                 throw MountOptionError("natpmp_lease=\(value ?? ""): not a number of seconds (2-86400)")

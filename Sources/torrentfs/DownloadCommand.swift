@@ -160,6 +160,13 @@ struct NetworkOptions: ParsableArguments {
     @Option(help: "Map the listen port on the gateway with NAT-PMP: on or off (default: on for seed, off otherwise).")
     var natpmp: OnOff?
 
+    @Option(help: "The mainline DHT (BEP 5) for public torrents: on or off.")
+    var dht: OnOff = .on
+
+    @Option(name: .customLong("dht-router"),
+            help: "A DHT bootstrap router, HOST:PORT; repeatable (replaces the default routers).")
+    var dhtRouters: [String] = []
+
     @Flag(name: .shortAndLong, help: "Log what happens (repeat for debug detail).")
     var verbose: Int
 
@@ -175,6 +182,13 @@ struct NetworkOptions: ParsableArguments {
         configuration.stateDirectory = state ?? NetworkOptions.defaultStateDirectory
         configuration.localDiscovery = lsd == .on
         configuration.natPMP = natpmp.map { $0 == .on } ?? natpmpByDefault
+        configuration.dht = dht == .on
+        if !dhtRouters.isEmpty {
+            for router in dhtRouters where PeerAddress(router) == nil {
+                throw CLIError("invalid --dht-router '\(router)' (HOST:PORT)")
+            }
+            configuration.dhtRouters = dhtRouters
+        }
         if let downloadLimit {
             guard let rate = (ByteSize.parse(downloadLimit).map { Int(clamping: $0) }), rate > 0 else {
                 throw CLIError("invalid --download-limit '\(downloadLimit)'")

@@ -234,6 +234,8 @@ struct MountCommand: AsyncParsableCommand {
         configuration.cacheLimit = settings.cacheSize
         configuration.localDiscovery = settings.lsd
         configuration.natPMP = settings.natpmp
+        configuration.dht = settings.dht
+        if !settings.dhtRouters.isEmpty { configuration.dhtRouters = settings.dhtRouters }
         configuration.portMappingLease = settings.natpmpLease
         return configuration
     }

@@ -51,7 +51,7 @@ struct DHTNode {
         var purpose: Purpose
     }
 
-    let configuration: Configuration
+    private(set) var configuration: Configuration
     private(set) var id: Digest20
     private(set) var table4: RoutingTable
     private(set) var table6: RoutingTable
@@ -105,6 +105,14 @@ struct DHTNode {
     /// Joins the DHT: a lookup of our own id through the saved nodes and the routers.
     mutating func start(now: Int64) {
         bootstrap(now: now)
+    }
+
+    /// Routers known later (names resolved): a table still nearly empty asks them at once.
+    mutating func addRouters(_ routers: [CompactPeer], now: Int64) {
+        let new = routers.filter { !configuration.routers.contains($0) }
+        guard !new.isEmpty else { return }
+        configuration.routers += new
+        if table4.count + table6.count < RoutingTable.bucketSize { bootstrap(now: now) }
     }
 
     private mutating func bootstrap(now: Int64) {

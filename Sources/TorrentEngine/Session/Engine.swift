@@ -41,6 +41,8 @@ final class Engine: @unchecked Sendable {
     var udpPort: UDPPort?
     /// Local service discovery and port mapping, when on (`Engine+Discovery.swift`).
     var lsd: LSDService?
+    /// The mainline DHT node (nil when the DHT is off or until it started).
+    var dht: DHTService?
     var portMapper: PortMapper?
 
     init(configuration: SessionConfiguration, logger: Logger) {
@@ -236,7 +238,9 @@ final class Engine: @unchecked Sendable {
             for torrent in torrents.values {
                 if torrent.announcer?.udpReceived(bytes, from: address) == true { return }
             }
-        case .dht, .utp:
+        case .dht:
+            if let dht { dht.received(bytes, from: address) } else { udpPort?.dropped[kind, default: 0] += 1 }
+        case .utp:
             udpPort?.dropped[kind, default: 0] += 1
         }
     }
@@ -249,6 +253,7 @@ final class Engine: @unchecked Sendable {
                                       torrents: torrents.values.map { $0.stats(now: now) }.sorted { $0.name < $1.name })
         document.cache = cacheStatus
         document.lsd = lsd?.status
+        document.dht = dht?.status
         document.portMapping = portMapper?.status
         return document
     }

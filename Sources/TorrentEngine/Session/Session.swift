@@ -20,6 +20,7 @@ public final class Session: Sendable {
         try await engine.loop.flatSubmit { engine.startUDP() }.get()
         try await engine.loop.submit { engine.startTimer() }.get()
         try await engine.loop.flatSubmit { engine.startDiscovery() }.get()
+        try await engine.loop.flatSubmit { engine.startDHT() }.get()
         return port
     }
 
@@ -223,6 +224,7 @@ public final class Session: Sendable {
             engine.stopped = true
             engine.timer?.cancel()
             engine.reads.shutDown()
+            engine.stopDHT()
             let stops = engine.torrents.values.map { $0.stop() }
             let closes = engine.listeners.map { $0.close() } + [engine.udpPort?.close()].compactMap { $0 }
                 + engine.stopDiscovery()

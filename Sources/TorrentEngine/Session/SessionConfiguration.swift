@@ -36,6 +36,13 @@ public struct SessionConfiguration: Sendable {
     /// Seconds a mapping is asked for (renewed halfway through).
     public var portMappingLease = 7200
     /// Blocklist: peers in these ranges are never contacted or accepted.
+    /// The mainline DHT (BEP 5) on the UDP port, for public torrents. Off here; the front
+    /// ends turn it on.
+    public var dht = false
+    /// DHT bootstrap routers, `HOST:PORT`, asked while the routing table is nearly empty.
+    public var dhtRouters = SessionConfiguration.defaultDHTRouters
+    /// BEP 43 read-only DHT node: it asks, never answers, and stays out of others' tables.
+    public var dhtReadOnly = false
     public var blocklist = Blocklist()
     public var peerID = PeerID.generatePeerID()
     /// Client name sent in the extension handshake.
@@ -45,6 +52,10 @@ public struct SessionConfiguration: Sendable {
     public var makeStorage: (@Sendable (_ root: String, _ info: InfoDictionary) -> PieceStorage)?
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
+
+    /// The usual public routers.
+    public static let defaultDHTRouters = ["router.bittorrent.com:6881", "dht.transmissionbt.com:6881",
+                                           "router.utorrent.com:6881", "dht.libtorrent.org:25401"]
 
     var resolvedStateDirectory: String { stateDirectory ?? dataDirectory + "/.torrentfs" }
 }

@@ -13,6 +13,8 @@ public struct StatusDocument: Sendable, Codable, Hashable {
     public var cache: CacheStatus?
     /// Local service discovery; nil when it is off.
     public var lsd: LSDStatus?
+    /// The mainline DHT; nil when it is off.
+    public var dht: DHTStatus?
     /// Port mapping on the gateway; nil when it is off or there is no gateway.
     public var portMapping: PortMappingStatus?
 
