@@ -17,6 +17,10 @@ final class HTTPHandler: ChannelInboundHandler {
     private var body: [UInt8] = []
     private var tooLarge = false
     private var streamer: BodyStreamer?
+    /// Requests read whose answer is not fully written yet.
+    private var answering = 0
+    /// The client will send nothing more: close once the answers are out.
+    private var inputClosed = false
 
     init(responder: Responder) { self.responder = responder }
 
@@ -35,6 +39,7 @@ final class HTTPHandler: ChannelInboundHandler {
         case .end:
             guard let request = head else { return }
             head = nil
+            answering += 1
             if tooLarge {
                 write(context, request, responder.text(.payloadTooLarge, "request body too large"))
                 return
@@ -100,9 +105,21 @@ final class HTTPHandler: ChannelInboundHandler {
     private func end(_ context: ChannelHandlerContext, keepAlive: Bool) {
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-        guard !keepAlive else { return }
+        answering -= 1
+        guard !keepAlive || (inputClosed && answering == 0) else { return }
         let channel = context.channel
         done.futureResult.whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// The client half-closed (`nc -N`, `curl` with `--no-keepalive` after a POST…): the
+    /// answers under way are still sent, then the connection closes.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+            if answering == 0 && head == nil { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

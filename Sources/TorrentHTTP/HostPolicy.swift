@@ -11,18 +11,23 @@ public struct HostPolicy: Sendable, Equatable {
     }
 
     public func allows(_ host: String?) -> Bool {
-        guard let host, !host.isEmpty else { return false }
-        let name = Self.hostPart(host).lowercased()
+        guard let host, !host.isEmpty, let name = Self.hostPart(host)?.lowercased() else { return false }
         if Self.isIPLiteral(name) { return true }
         return names.contains(name.hasSuffix(".") ? String(name.dropLast()) : name)
     }
 
-    /// `name:port`, `[v6]:port`, `name` → the host alone (brackets dropped).
-    static func hostPart(_ host: String) -> String {
+    /// `name:port`, `[v6]:port`, `name` → the host alone (brackets dropped); nil when it
+    /// is neither (an IPv6 literal must be bracketed: `1.2.3.4:5:6` is no host).
+    static func hostPart(_ host: String) -> String? {
         if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            let rest = host[host.index(after: close)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { return nil }
             return String(host[host.index(after: host.startIndex)..<close])
         }
-        if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon {
+        let colons = host.filter { $0 == ":" }.count
+        if colons > 1 { return nil }
+        if colons == 1, let colon = host.firstIndex(of: ":") {
+            guard host[host.index(after: colon)...].allSatisfy(\.isNumber) else { return nil }
             return String(host[..<colon])
         }
         return host

@@ -25,7 +25,11 @@ struct Responder: Sendable {
     }
 
     func answer(_ head: HTTPRequestHead, body: [UInt8]) async -> Answer {
-        let host = head.headers["Host"].first
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, else 400.
+        let hosts = head.headers["Host"]
+        if hosts.count > 1 { return text(.badRequest, "several Host headers") }
+        if hosts.isEmpty && (head.version.major, head.version.minor) >= (1, 1) { return text(.badRequest, "no Host header") }
+        let host = hosts.first
         guard policy.allows(host) else { return text(.forbidden, "forbidden host") }
         let route: Route
         do {

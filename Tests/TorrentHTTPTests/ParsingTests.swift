@@ -95,7 +95,8 @@ struct ParsingTests {
     @Test("Host: IP literals and localhost (or names given) only", arguments: [
         ("127.0.0.1:8888", true), ("localhost:8888", true), ("LOCALHOST", true), ("localhost.", true),
         ("[::1]:8888", true), ("10.1.2.3", true), ("evil.example:8888", false), ("127.0.0.1.nip.io", false),
-        ("media.lan", true), ("", false), ("256.1.1.1", false),
+        ("media.lan", true), ("", false), ("256.1.1.1", false), ("1.2.3.4:5:6", false), ("::1", false),
+        ("[::1]x", false), ("localhost:http", false),
     ])
     func hosts(host: String, allowed: Bool) {
         #expect(HostPolicy(extraNames: ["Media.lan"]).allows(host) == allowed, "\(host)")

@@ -536,10 +536,24 @@ def test_host_rule_methods_playlist_and_pipelining(kit):
         for path in ["/", f"/t/{hexhash}/", f"/t/{hexhash}/notes.txt", f"/t/{hexhash}.m3u"]:
             response, body = served.request("GET", path, host=host)
             assert response.status == 403 and (root / "notes.txt").read_bytes() not in body, (host, path)
-    # No Host at all (HTTP/1.1 requires one; HTTP/1.0 has none): refused.
-    for version in (b"1.1", b"1.0"):
-        reply = raw(served, b"GET / HTTP/" + version + b"\r\nConnection: close\r\n\r\n")
-        assert reply[9:12] in (b"400", b"403"), reply[:100]
+    # No Host in HTTP/1.1, or two of them: 400 (RFC 9112); HTTP/1.0 without one: refused.
+    reply = raw(served, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert reply[9:12] == b"400", reply[:100]
+    reply = raw(served, b"GET / HTTP/1.0\r\n\r\n")
+    assert reply[9:12] == b"403", reply[:100]
+    reply = raw(served, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\n"
+                        f"Connection: close\r\n\r\n".encode())
+    assert reply[9:12] == b"400", reply[:100]
+    # A Host that is no host (an unbracketed colon list) is refused too.
+    assert served.request("GET", "/", host="1.2.3.4:5:6")[0].status == 403
+    # A client that half-closes after its request still gets the answer, then the close.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET /t/{hexhash}/notes.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith((root / "notes.txt").read_bytes()), out[:200]
     # Other methods: 405 with Allow.
     for method in ["PUT", "OPTIONS", "TRACE", "PATCH", "PROPFIND"]:
         response, _ = served.request(method, f"/t/{hexhash}/notes.txt")
