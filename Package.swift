@@ -52,6 +52,8 @@ let package = Package(
                            .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")]
         ),
+        // The live status view as lines and escape sequences, without a terminal (`status --watch`).
+        .target(name: "StatusView", dependencies: ["TorrentEngine"]),
         // The thin libfuse adapter: ops table, async replies, mount and unmount.
         .target(
             name: "TorrentFS",
@@ -65,6 +67,7 @@ let package = Package(
                 "TorrentFSCore",
                 "TorrentFS",
                 "TorrentHTTP",
+                "StatusView",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -80,6 +83,7 @@ let package = Package(
             dependencies: ["TorrentFSCore", "TorrentEngine", "BitTorrent", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
+        .testTarget(name: "StatusViewTests", dependencies: ["StatusView", "TorrentEngine"]),
         .testTarget(name: "TorrentHTTPTests", dependencies: ["TorrentHTTP", "TorrentEngine", "BitTorrent", "TestSupport",
                                                       .product(name: "Logging", package: "swift-log")]),
         .testTarget(

@@ -24,6 +24,9 @@ struct DownloadCommand: AsyncParsableCommand {
     @Flag(help: "Fetch pieces in order instead of rarest first.")
     var sequential = false
 
+    @Flag(help: "Show a live full-screen view instead of the progress line (on a terminal; q stops).")
+    var watch = false
+
     func run() async throws {
         let source = try TorrentInput.load(torrent).source
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -34,11 +37,8 @@ struct DownloadCommand: AsyncParsableCommand {
         options.stopOnStorageError = true
         let hash = try await session.add(source, options: options)
         network.note("listening on port \(port)")
-        let progress = ProgressReporter(session: session, infoHash: hash)
-        let reporter = Task { await progress.run() }
-        let outcome = await SignalWaiter.race { try await session.waitForCompletion(hash) }
-        reporter.cancel()
-        await progress.finish()
+        let progress = ProgressReporter(session: session, infoHash: hash, watch: watch)
+        let outcome = await progress.race { try await session.waitForCompletion(hash) }
         switch outcome {
         case .finished(.success):
             if let stats = await session.stats(hash) {
@@ -46,7 +46,7 @@ struct DownloadCommand: AsyncParsableCommand {
             }
             if seed {
                 network.note("seeding; press Ctrl-C to stop")
-                _ = await SignalWaiter.race { try await Task.sleep(for: .seconds(1_000_000_000)) }
+                _ = await progress.race(line: false) { try await Task.sleep(for: .seconds(1_000_000_000)) }
             }
             await session.shutdown()
         case .finished(.failure(let error)):

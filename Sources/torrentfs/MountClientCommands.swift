@@ -73,22 +73,40 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON of MOUNTPOINT/.status.")
     var json = false
 
-    @Flag(help: "Refresh every second until interrupted.")
+    @Flag(help: "On a terminal, a live full-screen view (q quits, Enter shows a torrent's peers); elsewhere, print every second.")
     var watch = false
 
     func run() async throws {
-        repeat {
-            guard let data = FileManager.default.contents(atPath: mountpoint + "/.status") else {
-                throw CLIError("cannot read \(mountpoint)/.status (is torrentfs mounted there?)")
+        if watch && !json && Terminal.isAvailable {
+            _ = try Self.read(mountpoint)
+            let loop = WatchLoop(title: "torrentfs status \(mountpoint)",
+                                 emptyHint: "no torrents (add one: torrentfs add \(mountpoint) MAGNET)") { [mountpoint] in
+                guard let document = try? JSONDecoder().decode(StatusDocument.self, from: try Self.read(mountpoint)) else {
+                    throw CLIError("unreadable \(mountpoint)/.status")
+                }
+                return document
             }
+            if case .interrupted = await loop.run(until: { try await Task.sleep(for: .seconds(1_000_000_000)) }) {
+                throw ExitCode(130)
+            }
+            return
+        }
+        repeat {
+            let data = try Self.read(mountpoint)
             if json {
                 FileHandle.standardOutput.write(data)
             } else {
-                if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
-                print(try Self.render(data))
+                FileHandle.standardOutput.write(Data((try Self.render(data) + "\n").utf8))
             }
             if watch { try await Task.sleep(for: .seconds(1)) }
         } while watch
+    }
+
+    static func read(_ mountpoint: String) throws -> Data {
+        guard let data = FileManager.default.contents(atPath: mountpoint + "/.status") else {
+            throw CLIError("cannot read \(mountpoint)/.status (is torrentfs mounted there?)")
+        }
+        return data
     }
 
     static func render(_ data: Data) throws -> String {

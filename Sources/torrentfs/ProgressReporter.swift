@@ -9,10 +9,26 @@ actor ProgressReporter {
     let infoHash: InfoHash
     let isTerminal = isatty(STDERR_FILENO) != 0
     private var drewBar = false
+    /// The full-screen view instead of the line (`--watch` on a terminal).
+    private let view: WatchLoop?
 
-    init(session: Session, infoHash: InfoHash) {
+    init(session: Session, infoHash: InfoHash, watch: Bool = false) {
         self.session = session
         self.infoHash = infoHash
+        view = watch && Terminal.isAvailable ? WatchLoop(title: "torrentfs download") { await session.status() } : nil
+    }
+
+    /// Waits for `work` or a signal, showing the progress meanwhile: the view (where `q`
+    /// stops as Ctrl-C does) or, with `line`, the progress line.
+    func race<T: Sendable>(line: Bool = true, _ work: @escaping @Sendable () async throws -> T) async
+        -> SignalWaiter.Outcome<T> {
+        if let view { return await view.run(until: work).signalOutcome }
+        guard line else { return await SignalWaiter.race(work) }
+        let reporter = Task { await run() }
+        let outcome = await SignalWaiter.race(work)
+        reporter.cancel()
+        await finish()
+        return outcome
     }
 
     func run() async {

@@ -30,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("fetch-all"), help: "Download every file, not only what clients read.")
     var fetchAll = false
 
+    @Flag(help: "Show a live full-screen view of the torrents (on a terminal; q stops).")
+    var watch = false
+
     @Option(name: .customLong("metadata-timeout"), help: "Seconds a request waits for a magnet's metadata.")
     var metadataTimeout = 60.0
 
@@ -76,7 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
         // Flushed at once: scripts read the URL while we keep running.
         FileHandle.standardOutput.write(Data("http://\(host):\(server.port)/\n".utf8))
         network.note("serving \(sources.count) torrent(s) on http://\(host):\(server.port)/ (peers: port \(port)); Ctrl-C stops")
-        _ = await SignalWaiter.race { try await Task.sleep(for: .seconds(1_000_000_000)) }
+        _ = await WatchLoop.race(watch: watch, title: "torrentfs serve http://\(host):\(server.port)/",
+                                 status: { await session.status() }) { try await Task.sleep(for: .seconds(1_000_000_000)) }
         await server.stop()
         await session.shutdown()
     }
