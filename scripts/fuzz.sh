@@ -30,6 +30,7 @@ utp             Fuzz/FuzzUTP.swift
 krpc            Fuzz/FuzzKRPC.swift
 lsd             Fuzz/FuzzLSD.swift
 natpmp          Fuzz/FuzzNATPMP.swift
+upnp            Fuzz/FuzzUPnP.swift
 resumedata      Fuzz/FuzzResumeData.swift     TorrentEngine
 addinput        Fuzz/FuzzAddInput.swift       TorrentEngine TorrentFSCore
 mountoptions    Fuzz/FuzzMountOptions.swift   TorrentEngine TorrentFSCore

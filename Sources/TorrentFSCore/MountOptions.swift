@@ -56,11 +56,14 @@ public struct MountOptions: Sendable, Equatable {
     public var lsd = true
     /// `natpmp=on|off`: map the listen port on the gateway with NAT-PMP; on by default.
     public var natpmp = true
+    /// `upnp=on|off`: map it with UPnP IGD when NAT-PMP is off or fails; on by default.
+    public var upnp = true
     /// `dht=on|off`: the mainline DHT for public torrents; on by default.
     public var dht = true
     /// `dht_router=HOST:PORT` (repeatable): bootstrap routers replacing the default ones.
     public var dhtRouters: [String] = []
-    /// `natpmp_lease=SECONDS`: lifetime asked for each mapping (renewed halfway); 7200.
+    /// `natpmp_lease=SECONDS`: lifetime asked for each mapping, NAT-PMP or UPnP (renewed
+    /// halfway); 7200.
     public var natpmpLease = 7200
 
     public init(dataDirectory: String = MountOptions.defaultDataDirectory()) {
@@ -159,6 +162,7 @@ public struct MountOptions: Sendable, Equatable {
             logFile = path
         case "lsd": lsd = try MountOptions.onOff(key, try required())
         case "natpmp": natpmp = try MountOptions.onOff(key, try required())
+        case "upnp": upnp = try MountOptions.onOff(key, try required())
         case "dht": dht = try MountOptions.onOff(key, try required())
         case "dht_router":
             let text = try required()

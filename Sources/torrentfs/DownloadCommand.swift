@@ -110,7 +110,7 @@ struct SeedCommand: AsyncParsableCommand {
                 }
             }
         }
-        // A seed wants to be reachable: NAT-PMP unless --natpmp off.
+        // A seed wants to be reachable: port mapping unless --natpmp off / --upnp off.
         let (session, port) = try await network.startSession(dataDirectory: dataDirectory, natpmpByDefault: true)
         var options = TorrentOptions()
         options.peers = try network.parsedPeers()
@@ -160,6 +160,9 @@ struct NetworkOptions: ParsableArguments {
     @Option(help: "Map the listen port on the gateway with NAT-PMP: on or off (default: on for seed, off otherwise).")
     var natpmp: OnOff?
 
+    @Option(help: "Map it with UPnP IGD when NAT-PMP is off or fails: on or off (default: on for seed, off otherwise).")
+    var upnp: OnOff?
+
     @Option(help: "The mainline DHT (BEP 5) for public torrents: on or off.")
     var dht: OnOff = .on
 
@@ -173,7 +176,8 @@ struct NetworkOptions: ParsableArguments {
     @Flag(help: "Print nothing but errors and results.")
     var quiet = false
 
-    /// `natpmpByDefault`: NAT-PMP when `--natpmp` is not given (`seed`).
+    /// `natpmpByDefault`: port mapping (NAT-PMP, UPnP) when `--natpmp`/`--upnp` are not
+    /// given (`seed`).
     func configuration(dataDirectory: String, natpmpByDefault: Bool = false) throws -> SessionConfiguration {
         var configuration = SessionConfiguration(dataDirectory: dataDirectory)
         guard (0...65535).contains(port) else { throw CLIError("--port must be 0…65535") }
@@ -182,6 +186,7 @@ struct NetworkOptions: ParsableArguments {
         configuration.stateDirectory = state ?? NetworkOptions.defaultStateDirectory
         configuration.localDiscovery = lsd == .on
         configuration.natPMP = natpmp.map { $0 == .on } ?? natpmpByDefault
+        configuration.upnp = upnp.map { $0 == .on } ?? natpmpByDefault
         configuration.dht = dht == .on
         if !dhtRouters.isEmpty {
             for router in dhtRouters where PeerAddress(router) == nil {

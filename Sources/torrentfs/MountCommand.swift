@@ -234,6 +234,7 @@ struct MountCommand: AsyncParsableCommand {
         configuration.cacheLimit = settings.cacheSize
         configuration.localDiscovery = settings.lsd
         configuration.natPMP = settings.natpmp
+        configuration.upnp = settings.upnp
         configuration.dht = settings.dht
         if !settings.dhtRouters.isEmpty { configuration.dhtRouters = settings.dhtRouters }
         configuration.portMappingLease = settings.natpmpLease

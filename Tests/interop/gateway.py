@@ -49,7 +49,8 @@ class Gateway:
     """The rig above, with miniupnpd running (``enable_natpmp=yes``,
     ``secure_mode=yes``, an ``allow`` line for the LAN)."""
 
-    def __init__(self, procs: ProcGroup, workdir: Path, subnet: int, *, min_lifetime: int = 2):
+    def __init__(self, procs: ProcGroup, workdir: Path, subnet: int, *, min_lifetime: int = 2,
+                 natpmp: bool = True):
         tag = f"tfs-{os.getpid()}-gw{subnet}"
         self.gw_ns = f"{tag}g"
         self.wan_ns = f"{tag}w"
@@ -85,7 +86,7 @@ class Gateway:
             f"ext_ifname={self.gw_wan_if}",
             f"listening_ip={self.gw_lan_if}",
             "http_port=0",
-            "enable_natpmp=yes",
+            f"enable_natpmp={'yes' if natpmp else 'no'}",
             "enable_upnp=yes",
             "secure_mode=yes",
             f"min_lifetime={min_lifetime}",
@@ -101,8 +102,9 @@ class Gateway:
         ]))
         self.daemon: Proc = procs.start("miniupnpd", ["ip", "netns", "exec", self.gw_ns, MINIUPNPD,
                                                      "-f", str(conf), "-d"])
-        self.daemon.wait_for_output(lambda text: "Listening for NAT-PMP" in text, 20.0,
-                                    "miniupnpd listening for NAT-PMP", stream="stderr")
+        self.daemon.wait_for_output(lambda text: "HTTP listening on port" in text
+                                    and ("Listening for NAT-PMP" in text or not natpmp), 20.0,
+                                    "miniupnpd listening", stream="stderr")
 
     def _wait_up(self, timeout: float = 10.0) -> None:
         """A veth reports UP up to ~1 s after `ip link set up`: wait for carrier."""

@@ -95,16 +95,16 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, interval: fl
 
 
 class Mount:
-    """``torrentfs mount MNT -f -o data=DATA,port=0,natpmp=off[,opts]`` in a
-    subprocess (no port mapping unless a test starts its own gateway and
-    passes ``natpmp=on``)."""
+    """``torrentfs mount MNT -f -o data=DATA,port=0,natpmp=off,upnp=off[,opts]``
+    in a subprocess (no port mapping unless a test starts its own gateway and
+    passes ``natpmp=on`` or ``upnp=on``)."""
 
     def __init__(self, procs: ProcGroup, bin_path: Path, mnt: Path, data: Path,
                  opts: Sequence[str] = (), name: str = "tfs-mount"):
         self.mnt = mnt
         self.data = data
         mnt.mkdir(parents=True, exist_ok=True)
-        option_list = ",".join([f"data={data}", "port=0", "natpmp=off", *opts])
+        option_list = ",".join([f"data={data}", "port=0", "natpmp=off", "upnp=off", *opts])
         self.proc: Proc = procs.start(name, [bin_path, "mount", mnt, "-f", "-o", option_list])
         wait_until(lambda: in_mount_table(mnt) or self.proc.poll() is not None,
                    MOUNT_TIMEOUT, f"the mount at {mnt}", detail=self.proc.tail)

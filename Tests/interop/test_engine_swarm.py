@@ -110,7 +110,7 @@ def start_seed(procs: ProcGroup, bin_path: Path, tmp_path: Path, torrent: Path,
     state = tmp_path / f"state-{name}"
     state.mkdir(parents=True, exist_ok=True)
     cmd = [bin_path, "seed", torrent, "--data", data, "--port", port, "--state", state,
-           "--natpmp", "off"]
+           "--natpmp", "off", "--upnp", "off"]
     if verbose:
         cmd.append(verbose)
     proc = procs.start(name, cmd)

@@ -1,45 +1,65 @@
+import AsyncHTTPClient
 import BitTorrent
 import Logging
 import NIOCore
 import NIOPosix
 
-/// Maps the listen port (TCP and UDP) on the IPv4 default gateway with NAT-PMP, keeps
-/// the mappings renewed, and deletes them at shutdown. `NATPMPClient` decides; this class
-/// owns the socket and the timer. Confined to the engine's event loop.
+/// Maps the listen port (TCP and UDP) on the IPv4 default gateway with NAT-PMP and, if
+/// that fails (or NAT-PMP is off), with UPnP IGD (`UPnPMapper`); keeps the mappings
+/// renewed, and deletes them at shutdown. `NATPMPClient` decides for NAT-PMP; this class
+/// owns its socket and timer. Confined to the engine's event loop.
 final class PortMapper: @unchecked Sendable {
     /// How long shutdown waits for the gateway to confirm the deletions.
     static let stopTimeout = TimeAmount.seconds(1)
 
     private let loop: EventLoop
     private let logger: Logger
-    private let gateway: SocketAddress
+    private let gateway: SocketAddress?
     private let started: Int64
     private var client: NATPMPClient
+    /// UPnP, once NAT-PMP failed (nil while NAT-PMP is in use, or UPnP is off).
+    private var upnp: UPnPMapper?
+    private let startUPnP: (() -> UPnPMapper)?
     private var channel: Channel?
     private var wakeup: Scheduled<Void>?
     private var stopped: EventLoopPromise<Void>?
     private(set) var status: PortMappingStatus
 
-    private init(loop: EventLoop, logger: Logger, gateway: SocketAddress, listenPort: UInt16, lease: Int) {
+    private init(loop: EventLoop, logger: Logger, gateway: SocketAddress?, listenPort: UInt16, lease: Int,
+                 upnp: HTTPClient?) {
         self.loop = loop
         self.logger = logger
         self.gateway = gateway
         started = Engine.now()
         client = NATPMPClient(internalPort: listenPort, lifetime: UInt32(clamping: lease))
-        status = PortMappingStatus(method: "natpmp", gateway: gateway.ipAddress)
+        status = PortMappingStatus(method: gateway == nil ? "upnp" : "natpmp", gateway: gateway?.ipAddress)
+        let owner = WeakMapper()
+        startUPnP = upnp.map { httpClient in
+            { UPnPMapper(loop: loop, logger: logger, httpClient: httpClient, listenPort: listenPort, lease: lease) { action in
+                owner.mapper?.upnpReported(action)
+            } }
+        }
+        owner.mapper = self
     }
 
-    /// Starts mapping `listenPort` on `gatewayAddress` (or, when nil, the default
-    /// gateway); nil when there is no gateway to ask. Mapping goes on in the background.
+    /// Starts mapping `listenPort`: with NAT-PMP on `gatewayAddress` (or, when nil, the
+    /// default gateway) when `natpmp`, with UPnP through `upnp` (the engine's HTTP client)
+    /// when NAT-PMP is off or fails. Nil when there is nothing to do (no method, or NAT-PMP
+    /// only and no gateway). Mapping goes on in the background.
     static func start(loop: EventLoop, logger: Logger, listenPort: Int, gatewayAddress: String?,
-                      lease: Int) -> PortMapper? {
-        guard let host = gatewayAddress ?? DefaultGateway.current(),
-              let gateway = try? SocketAddress(ipAddress: host, port: NATPMPMessage.serverPort) else {
+                      lease: Int, natpmp: Bool, upnp: HTTPClient?) -> PortMapper? {
+        let host = natpmp ? gatewayAddress ?? DefaultGateway.current() : nil
+        let gateway = host.flatMap { try? SocketAddress(ipAddress: $0, port: NATPMPMessage.serverPort) }
+        guard gateway != nil || upnp != nil else {
             logger.info("port mapping: no IPv4 default gateway")
             return nil
         }
         let mapper = PortMapper(loop: loop, logger: logger, gateway: gateway, listenPort: UInt16(clamping: listenPort),
-                                lease: lease)
+                                lease: lease, upnp: upnp)
+        guard gateway != nil else {
+            mapper.fallBackToUPnP()
+            return mapper
+        }
         DatagramBootstrap(group: loop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -64,7 +84,7 @@ final class PortMapper: @unchecked Sendable {
 
     private func received(_ bytes: [UInt8], from sender: SocketAddress) {
         // Only the gateway's port 5351 speaks for the gateway (RFC 6886 §3.1).
-        guard sender.ipAddress == gateway.ipAddress, sender.port == NATPMPMessage.serverPort else { return }
+        guard sender.ipAddress == gateway?.ipAddress, sender.port == NATPMPMessage.serverPort else { return }
         perform(client.received(bytes, now: Engine.now()))
     }
 
@@ -72,34 +92,20 @@ final class PortMapper: @unchecked Sendable {
         for event in events {
             switch event {
             case .send(let bytes):
-                guard let channel else { continue }
+                guard let channel, let gateway else { continue }
                 channel.writeAndFlush(AddressedEnvelope(remoteAddress: gateway, data: channel.allocator.buffer(bytes: bytes)),
                                       promise: nil)
             case .externalAddress(let address):
                 status.externalAddress = address
                 logger.info("port mapping: external address", metadata: ["address": "\(address)"])
             case .mapped(let transport, let port, let lifetime, let renewal):
-                let seconds = Double(Engine.now() - started) / 1e9
-                switch transport {
-                case .tcp: status.tcpPort = Int(port)
-                case .udp: status.udpPort = Int(port)
-                }
-                if status.tcpPort != nil && status.udpPort != nil && status.mappedAfter == nil {
-                    status.mappedAfter = seconds
-                }
-                status.lifetime = Int(lifetime)
-                if renewal { status.renewals += 1 }
-                logger.info("port mapping: mapped", metadata: ["transport": "\(transport)", "external port": "\(port)",
-                                                               "lifetime": "\(lifetime)", "after": "\(seconds)"])
+                record(transport, port: port, lifetime: Int(lifetime), renewal: renewal)
             case .unmapped(let transport):
-                switch transport {
-                case .tcp: status.tcpPort = nil
-                case .udp: status.udpPort = nil
-                }
-                logger.info("port mapping: removed", metadata: ["transport": "\(transport)"])
+                record(transport, port: nil, lifetime: nil, renewal: false)
             case .failed(let reason):
                 status.error = reason
                 logger.info("port mapping: NAT-PMP failed", metadata: ["reason": "\(reason)"])
+                if stopped == nil && client.mappings.isEmpty { fallBackToUPnP() }
             }
         }
         if client.isFinished, let stopped {
@@ -108,6 +114,25 @@ final class PortMapper: @unchecked Sendable {
             return
         }
         schedule()
+    }
+
+    /// A mapping made or renewed (`port`), or removed (nil), into the status and the log.
+    private func record(_ transport: NATPMPMessage.Transport, port: UInt16?, lifetime: Int?, renewal: Bool) {
+        switch transport {
+        case .tcp: status.tcpPort = port.map(Int.init)
+        case .udp: status.udpPort = port.map(Int.init)
+        }
+        guard let port else {
+            logger.info("port mapping: removed", metadata: ["method": "\(status.method)", "transport": "\(transport)"])
+            return
+        }
+        let seconds = Double(Engine.now() - started) / 1e9
+        if status.tcpPort != nil && status.udpPort != nil && status.mappedAfter == nil { status.mappedAfter = seconds }
+        status.lifetime = lifetime
+        if renewal { status.renewals += 1 }
+        logger.info("port mapping: mapped", metadata: ["method": "\(status.method)", "transport": "\(transport)",
+                                                       "external port": "\(port)", "lifetime": "\(lifetime ?? 0)",
+                                                       "after": "\(seconds)"])
     }
 
     private func schedule() {
@@ -120,8 +145,38 @@ final class PortMapper: @unchecked Sendable {
         }
     }
 
+    private func fallBackToUPnP() {
+        guard upnp == nil, let startUPnP else { return }
+        status.method = "upnp"
+        status.error = nil
+        let mapper = startUPnP()
+        upnp = mapper
+        mapper.start()
+    }
+
+    private func upnpReported(_ action: UPnPClient.Action) {
+        switch action {
+        case .externalAddress(let address):
+            status.externalAddress = address
+        case .mapped(let transport, let port, let lease, let renewal):
+            record(transport, port: port, lifetime: lease, renewal: renewal)
+        case .unmapped(let transport):
+            record(transport, port: nil, lifetime: nil, renewal: false)
+        case .failed(let reason):
+            status.error = reason
+            logger.info("port mapping: UPnP failed", metadata: ["reason": "\(reason)"])
+        case .search, .fetch, .soap:
+            break
+        }
+    }
+
     /// Deletes the mappings; completes once the gateway confirmed or `stopTimeout` passed.
     func stop() -> EventLoopFuture<Void> {
+        if let upnp {
+            let closing = channel?.close() ?? loop.makeSucceededVoidFuture()
+            channel = nil
+            return upnp.stop().and(closing.recover { _ in }).map { _ in }
+        }
         let promise = loop.makePromise(of: Void.self)
         stopped = promise
         loop.scheduleTask(in: Self.stopTimeout) { [self] in
@@ -141,4 +196,9 @@ final class PortMapper: @unchecked Sendable {
         self.channel = nil
         channel.close().whenComplete { _ in promise.succeed() }
     }
+}
+
+/// The mapper as its UPnP callback sees it (set once, at init).
+private final class WeakMapper: @unchecked Sendable {
+    weak var mapper: PortMapper?
 }

@@ -1,7 +1,7 @@
 /// Port mapping on the gateway in the status document (`portMapping`; absent when port
 /// mapping is off or there is no gateway).
 public struct PortMappingStatus: Sendable, Codable, Hashable {
-    /// "natpmp".
+    /// "natpmp" or "upnp" (after NAT-PMP failed, or with NAT-PMP off).
     public var method: String
     /// The gateway asked.
     public var gateway: String?

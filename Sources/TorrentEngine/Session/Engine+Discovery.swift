@@ -6,10 +6,11 @@ import NIOCore
 extension Engine {
     func startDiscovery() -> EventLoopFuture<Void> {
         loop.assertInEventLoop()
-        if configuration.natPMP {
+        if configuration.natPMP || configuration.upnp {
             portMapper = PortMapper.start(loop: loop, logger: logger, listenPort: listenPort,
                                           gatewayAddress: configuration.portMappingGateway,
-                                          lease: configuration.portMappingLease)
+                                          lease: configuration.portMappingLease, natpmp: configuration.natPMP,
+                                          upnp: configuration.upnp ? httpClient : nil)
         }
         guard configuration.localDiscovery else { return loop.makeSucceededVoidFuture() }
         let owner = WeakEngine(self)

@@ -31,9 +31,11 @@ public struct SessionConfiguration: Sendable {
     public var localDiscovery = false
     /// Map the listen port on the IPv4 default gateway with NAT-PMP (RFC 6886).
     public var natPMP = false
+    /// Map it with UPnP IGD (SSDP, SOAP) when NAT-PMP is off or fails.
+    public var upnp = false
     /// The gateway to ask instead of the default route's.
     public var portMappingGateway: String?
-    /// Seconds a mapping is asked for (renewed halfway through).
+    /// Seconds a mapping (NAT-PMP or UPnP) is asked for (renewed halfway through).
     public var portMappingLease = 7200
     /// Blocklist: peers in these ranges are never contacted or accepted.
     /// The mainline DHT (BEP 5) on the UDP port, for public torrents. Off here; the front
