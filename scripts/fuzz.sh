@@ -39,7 +39,7 @@ declare -A module_sources=(
     [BitTorrent]="Sources/BitTorrent/*.swift"
     [TorrentEngine]="Sources/TorrentEngine/ByteSize.swift Sources/TorrentEngine/EngineError.swift
         Sources/TorrentEngine/Storage/PieceStorage.swift Sources/TorrentEngine/Storage/PosixFile.swift
-        Sources/TorrentEngine/Storage/ResumeData.swift"
+        Sources/TorrentEngine/Storage/ResumeData.swift Sources/TorrentEngine/Transport/EncryptionPolicy.swift"
     [TorrentFSCore]="Sources/TorrentFSCore/AddInput.swift Sources/TorrentFSCore/MountOptions.swift"
 )
 flags=(-O -sanitize=fuzzer,address -parse-as-library)

@@ -3,9 +3,11 @@
 /// `UTPSocket`: datagrams and `now:` in; sockets to service, replies and a deadline out.
 ///
 /// Bounds: at most `maxConnections` connections; at most `maxHalfOpen` answered SYNs
-/// waiting for their first DATA (the oldest is forgotten for a new one, so a SYN flood
-/// costs a fixed amount of memory and an honest peer's SYN still gets its answer), each
-/// forgotten after `halfOpenTimeout`. A half-open connection holds no buffers yet.
+/// waiting for their first DATA, `maxHalfOpenPerAddress` of them from one address (the
+/// oldest is forgotten for a new one: that address's own when it has its share, else the
+/// oldest of all; so a SYN flood costs a fixed amount of memory and a flood from one
+/// address never pushes out another peer's handshake), each forgotten after
+/// `halfOpenTimeout`. A half-open connection holds no buffers yet.
 public final class UTPEndpoint<Address: Hashable & Sendable> {
     public struct Key: Hashable, Sendable {
         public var address: Address
@@ -15,6 +17,7 @@ public final class UTPEndpoint<Address: Hashable & Sendable> {
     public struct Limits: Sendable {
         public var maxConnections = 512
         public var maxHalfOpen = 64
+        public var maxHalfOpenPerAddress = 4
         public var halfOpenTimeout: Int64 = 10_000_000_000
 
         public init() {}
@@ -128,7 +131,11 @@ public final class UTPEndpoint<Address: Hashable & Sendable> {
             return .connection(key)
         }
         guard accepting else { return drop(.refusedSyn, "SYN refused") }
-        if halfOpen.count >= limits.maxHalfOpen, let oldest = halfOpen.min(by: { $0.value < $1.value })?.key {
+        let own = halfOpen.filter { $0.key.address == address }
+        if own.count >= limits.maxHalfOpenPerAddress, let oldest = own.min(by: { $0.value < $1.value })?.key {
+            remove(oldest)
+            evictions += 1
+        } else if halfOpen.count >= limits.maxHalfOpen, let oldest = halfOpen.min(by: { $0.value < $1.value })?.key {
             remove(oldest)
             evictions += 1
         }

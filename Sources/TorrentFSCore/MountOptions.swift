@@ -60,11 +60,15 @@ public struct MountOptions: Sendable, Equatable {
     public var upnp = true
     /// `dht=on|off`: the mainline DHT for public torrents; on by default.
     public var dht = true
+    /// `utp=on|off`: uTP (BEP 29) beside TCP; on by default (off: TCP only).
+    public var utp = true
     /// `dht_router=HOST:PORT` (repeatable): bootstrap routers replacing the default ones.
     public var dhtRouters: [String] = []
     /// `natpmp_lease=SECONDS`: lifetime asked for each mapping, NAT-PMP or UPnP (renewed
     /// halfway); 7200.
     public var natpmpLease = 7200
+    /// `encryption=prefer|require|off`: message stream encryption of peer connections.
+    public var encryption = EncryptionPolicy.prefer
 
     public init(dataDirectory: String = MountOptions.defaultDataDirectory()) {
         self.dataDirectory = dataDirectory
@@ -164,12 +168,19 @@ public struct MountOptions: Sendable, Equatable {
         case "natpmp": natpmp = try MountOptions.onOff(key, try required())
         case "upnp": upnp = try MountOptions.onOff(key, try required())
         case "dht": dht = try MountOptions.onOff(key, try required())
+        case "utp": utp = try MountOptions.onOff(key, try required())
         case "dht_router":
             let text = try required()
             guard let router = MountOptions.hostAndPort(text), router.port > 0 else {
                 throw MountOptionError("dht_router=\(text): not HOST:PORT (e.g. router.bittorrent.com:6881)")
             }
             dhtRouters.append(text)
+        case "encryption":
+            let text = try required()
+            guard let policy = EncryptionPolicy(rawValue: text) else {
+                throw MountOptionError("encryption=\(text): prefer, require or off")
+            }
+            encryption = policy
         case "natpmp_lease":
             guard let seconds = Int(try required()), (2...86_400).contains(seconds) else {
                 throw MountOptionError("natpmp_lease=\(value ?? ""): not a number of seconds (2-86400)")

@@ -166,6 +166,12 @@ struct NetworkOptions: ParsableArguments {
     @Option(help: "The mainline DHT (BEP 5) for public torrents: on or off.")
     var dht: OnOff = .on
 
+    @Option(help: "uTP (BEP 29) beside TCP: on (dial uTP first, TCP after 500 ms) or off (TCP only).")
+    var utp: OnOff = .on
+
+    @Option(help: "Message stream encryption of peer connections: prefer (encrypted first, plaintext on failure), require or off.")
+    var encryption: EncryptionPolicy = .prefer
+
     @Option(name: .customLong("dht-router"),
             help: "A DHT bootstrap router, HOST:PORT; repeatable (replaces the default routers).")
     var dhtRouters: [String] = []
@@ -188,6 +194,8 @@ struct NetworkOptions: ParsableArguments {
         configuration.natPMP = natpmp.map { $0 == .on } ?? natpmpByDefault
         configuration.upnp = upnp.map { $0 == .on } ?? natpmpByDefault
         configuration.dht = dht == .on
+        configuration.utp = utp == .on
+        configuration.encryption = encryption
         if !dhtRouters.isEmpty {
             for router in dhtRouters where PeerAddress(router) == nil {
                 throw CLIError("invalid --dht-router '\(router)' (HOST:PORT)")

@@ -236,8 +236,10 @@ struct MountCommand: AsyncParsableCommand {
         configuration.natPMP = settings.natpmp
         configuration.upnp = settings.upnp
         configuration.dht = settings.dht
+        configuration.utp = settings.utp
         if !settings.dhtRouters.isEmpty { configuration.dhtRouters = settings.dhtRouters }
         configuration.portMappingLease = settings.natpmpLease
+        configuration.encryption = settings.encryption
         return configuration
     }
 }

@@ -17,6 +17,12 @@ struct UTPSocketTests {
     /// Connects, writes `count` bytes each way, runs until both sides have them.
     static func transfer(_ link: UTPLink, count: Int, seed: UInt64, limit: Int64 = 600 * second) -> ([UInt8], [UInt8]) {
         link.connect()
+        return transferConnected(link, count: count, seed: seed, limit: limit)
+    }
+
+    /// `transfer` once "a" has dialed.
+    static func transferConnected(_ link: UTPLink, count: Int, seed: UInt64,
+                                  limit: Int64 = 600 * second) -> ([UInt8], [UInt8]) {
         link.run(until: link.now + 10 * second) { link.events["a"]!.contains(.connected) }
         let fromA = payload(count, seed: seed)
         let fromB = payload(count / 2, seed: seed + 1)
@@ -186,7 +192,15 @@ struct UTPEndpointTests {
         _ = link.b.takeReplies()
         #expect(link.b.halfOpenCount == link.b.limits.maxHalfOpen)
         #expect(link.b.evictions == 20_000 - link.b.limits.maxHalfOpen)
-        let (fromA, _) = UTPSocketTests.transfer(link, count: 50_000, seed: 2)
+        // A flood from one address evicts only its own half-open connections.
+        link.connect()
+        link.run(until: link.now + UTPSocketTests.second) { link.keys["b"] != nil }
+        for index in 0..<1000 {
+            let syn = UTPPacket(kind: .syn, connectionID: UInt16(index), seq: 1)
+            _ = link.b.receive(syn.encoded, from: "flooder", bufferSize: 65536, now: link.now)
+        }
+        #expect(link.b.socket(link.keys["b"]!) != nil)
+        let (fromA, _) = UTPSocketTests.transferConnected(link, count: 50_000, seed: 2)
         #expect(link.received["b"]! == fromA)
         // Half-open connections expire.
         link.run(until: link.now + 11 * UTPSocketTests.second)

@@ -14,7 +14,9 @@ object per line on stdout:
   where we learned of them, direction, bytes exchanged).
 
 Networking is locked down: listen on loopback (or the given interface),
-no DHT, LSD, UPnP, NAT-PMP, TCP only (libtorrent's uTP is slow on loopback),
+no DHT, LSD, UPnP, NAT-PMP, TCP only unless ``--transport utp`` (then uTP only;
+libtorrent's uTP is slow on loopback with its default 208 KiB socket buffers,
+``--socket-buffer`` raises them),
 several peers per IP (every peer is 127.0.0.1 in the tests). Loopback peers
 are moved from libtorrent's unthrottled "local" peer class to the global one
 so that ``--upload-limit``/``--download-limit`` apply to them too.
@@ -80,6 +82,9 @@ def peer_json(p) -> dict:
         "seed": bool(p.flags & lt.peer_info.seed),
         "connecting": bool(p.flags & lt.peer_info.connecting),
         "handshake": bool(p.flags & lt.peer_info.handshake),
+        # MSE: the stream is RC4 / only the handshake was encrypted.
+        "rc4": bool(p.flags & lt.peer_info.rc4_encrypted),
+        "obfuscated": bool(p.flags & lt.peer_info.plaintext_encrypted),
         "up": int(p.total_upload),
         "down": int(p.total_download),
     }
@@ -126,6 +131,14 @@ def main() -> int:
     ap.add_argument("--seed-mode", action="store_true",
                     help="trust the data without checking it (default: hash-check it)")
     ap.add_argument("--interval", type=float, default=0.25)
+    ap.add_argument("--transport", choices=["tcp", "utp"], default="tcp",
+                    help="peer connections over TCP only (default) or uTP only")
+    ap.add_argument("--socket-buffer", type=int, default=0,
+                    help="send/receive socket buffer bytes (0: the kernel default)")
+    ap.add_argument("--encryption", choices=["enabled", "forced", "disabled"], default="enabled",
+                    help="in_enc_policy and out_enc_policy (pe_enabled, pe_forced, pe_disabled)")
+    ap.add_argument("--enc-level", choices=["both", "rc4", "plaintext"], default="both",
+                    help="allowed_enc_level; rc4 also sets prefer_rc4")
     ap.add_argument("--lsd", action="store_true",
                     help="local service discovery on (only in a namespace of the test's own)")
     args = ap.parse_args()
@@ -140,10 +153,10 @@ def main() -> int:
         "enable_lsd": args.lsd,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_tcp": True,
-        "enable_outgoing_tcp": True,
+        "enable_incoming_utp": args.transport == "utp",
+        "enable_outgoing_utp": args.transport == "utp",
+        "enable_incoming_tcp": args.transport == "tcp",
+        "enable_outgoing_tcp": args.transport == "tcp",
         "allow_multiple_connections_per_ip": True,
         "upload_rate_limit": args.upload_limit,
         "download_rate_limit": args.download_limit,
@@ -153,6 +166,16 @@ def main() -> int:
         | int(cat.tracker_notification) | int(cat.storage_notification)
         | int(cat.connect_notification) | int(cat.peer_notification),
     }
+    policy = {"enabled": lt.enc_policy.pe_enabled, "forced": lt.enc_policy.pe_forced,
+              "disabled": lt.enc_policy.pe_disabled}[args.encryption]
+    settings["in_enc_policy"] = int(policy)
+    settings["out_enc_policy"] = int(policy)
+    settings["allowed_enc_level"] = int({"both": lt.enc_level.both, "rc4": lt.enc_level.rc4,
+                                         "plaintext": lt.enc_level.plaintext}[args.enc_level])
+    settings["prefer_rc4"] = args.enc_level == "rc4"
+    if args.socket_buffer:
+        settings["recv_socket_buffer_size"] = args.socket_buffer
+        settings["send_socket_buffer_size"] = args.socket_buffer
     ses = lt.session(settings)
     # By default loopback and LAN peers are in the "local" peer class, which
     # has no rate limit: put every address in the global class instead.

@@ -395,7 +395,9 @@ class LtPeer:
                  listen: str = "127.0.0.1:0", connect: Sequence[str] = (),
                  upload_limit: int = 0, download_limit: int = 0,
                  seed_mode: bool = False, seed_outgoing: bool = True,
-                 lsd: bool = False, host: Optional["VethHost"] = None):
+                 lsd: bool = False, host: Optional["VethHost"] = None,
+                 encryption: str = "enabled", enc_level: str = "both",
+                 transport: str = "tcp", socket_buffer: int = 0):
         cmd = [LT_PYTHON, str(LT_PEER_SCRIPT), "--save", str(save), "--listen", listen]
         if torrent is not None:
             cmd += ["--torrent", str(torrent)]
@@ -413,6 +415,10 @@ class LtPeer:
             cmd.append("--no-seed-outgoing")
         if lsd:
             cmd.append("--lsd")
+        cmd += ["--encryption", encryption, "--enc-level", enc_level]
+        cmd += ["--transport", transport]
+        if socket_buffer:
+            cmd += ["--socket-buffer", str(socket_buffer)]
         save.mkdir(parents=True, exist_ok=True)
         # On a veth host, the peer runs in that host's namespace.
         self.proc = procs.start(name, host.wrap(cmd) if host is not None else cmd)

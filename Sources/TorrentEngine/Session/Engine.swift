@@ -39,11 +39,15 @@ final class Engine: @unchecked Sendable {
     let httpClient: HTTPClient
     /// The session's UDP socket (trackers; the DHT and uTP share it), on the listen port.
     var udpPort: UDPPort?
+    /// uTP connections on the UDP port (`Engine+UTP.swift`), unless uTP is off.
+    var utp: UTPService?
     /// Local service discovery and port mapping, when on (`Engine+Discovery.swift`).
     var lsd: LSDService?
     /// The mainline DHT node (nil when the DHT is off or until it started).
     var dht: DHTService?
     var portMapper: PortMapper?
+    /// Encrypted dials and what worked per address (`Engine+Encryption.swift`).
+    var encryption = EncryptionMemory()
 
     init(configuration: SessionConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -114,6 +118,7 @@ final class Engine: @unchecked Sendable {
         }
         let connection = PeerConnection(id: makeID(), transport: ChannelTransport(channel), incoming: true,
                                         address: PeerAddress(host: host, port: UInt16(remote?.port ?? 0)))
+        try addIncomingEncryption(to: channel)
         try PeerChannelHandler.install(on: channel, engine: self, connection: connection)
     }
 
@@ -131,19 +136,19 @@ final class Engine: @unchecked Sendable {
 
     // MARK: Outgoing connections
 
-    func connect(_ address: PeerAddress, for torrent: Torrent) {
+    /// Dials `address` over TCP (`connect` in `Engine+UTP.swift` picks the transport).
+    func connectTCP(_ address: PeerAddress, for torrent: Torrent) {
         loop.assertInEventLoop()
         guard !stopped else { return }
+        let encrypted = encryption.encryptFirst(address, policy: configuration.encryption)
         dialer.dial(address) { [self] channel in
-            let connection = PeerConnection(id: makeID(), transport: ChannelTransport(channel), incoming: false,
-                                            address: address)
-            connection.torrent = torrent
-            try PeerChannelHandler.install(on: channel, engine: self, connection: connection)
+            try setUpOutgoing(channel, to: address, for: torrent, encrypted: encrypted, retry: false)
         }
         .whenComplete { [self] result in
             // On success the address stays "dialing" until the handshake completes or the
             // connection closes, so no second dial starts meanwhile.
             if case .failure(let error) = result {
+                encryption.dialFailed(address)
                 torrent.connectFailed(address)
                 logger.debug("connect failed", metadata: ["peer": "\(address)", "error": "\(error)"])
             }
@@ -170,6 +175,7 @@ final class Engine: @unchecked Sendable {
     func channelClosed(_ connection: PeerConnection) {
         connection.isClosed = true
         connections[connection.id] = nil
+        if connection.remotePeerID == nil && redialAfterEncryptionFailure(connection) { return }
         connection.torrent?.peerClosed(connection)
         if let reason = connection.closeReason {
             logger.debug("peer closed", metadata: ["peer": "\(connection.address)", "reason": "\(reason)"])
@@ -193,6 +199,7 @@ final class Engine: @unchecked Sendable {
             return
         }
         connection.remotePeerID = handshake.peerID
+        if !connection.incoming { encryption.handshaken(connection.id, policy: configuration.encryption) }
         connection.torrent?.peerHandshaken(connection, handshake)
     }
 
@@ -216,13 +223,15 @@ final class Engine: @unchecked Sendable {
         let receive: @Sendable (DatagramKind, [UInt8], SocketAddress) -> Void = { [self] kind, bytes, sender in
             udpReceived(kind, bytes, from: sender)
         }
-        return UDPPort.bind(port: listenPort, on: loop, receive: receive)
+        let readComplete: @Sendable () -> Void = { [self] in utp?.batchDone() }
+        return UDPPort.bind(port: listenPort, on: loop, receive: receive, readComplete: readComplete)
             .flatMapError { [self] error in
                 logger.warning("UDP port differs from the TCP port", metadata: ["port": "\(listenPort)", "error": "\(error)"])
-                return UDPPort.bind(port: 0, on: loop, receive: receive)
+                return UDPPort.bind(port: 0, on: loop, receive: receive, readComplete: readComplete)
             }
             .map { [self] port in
                 udpPort = port
+                startUTP(on: port)
                 logger.info("UDP listening", metadata: ["port": "\(port.port)", "ipv6": "\(port.isIPv6)"])
             }
             .recover { [self] error in logger.warning("no UDP socket", metadata: ["error": "\(error)"]) }
@@ -238,10 +247,10 @@ final class Engine: @unchecked Sendable {
             for torrent in torrents.values {
                 if torrent.announcer?.udpReceived(bytes, from: address) == true { return }
             }
+        case .utp:
+            if let utp { utp.received(bytes, from: address) } else { udpPort?.dropped[kind, default: 0] += 1 }
         case .dht:
             if let dht { dht.received(bytes, from: address) } else { udpPort?.dropped[kind, default: 0] += 1 }
-        case .utp:
-            udpPort?.dropped[kind, default: 0] += 1
         }
     }
 

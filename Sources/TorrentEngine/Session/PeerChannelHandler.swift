@@ -35,6 +35,8 @@ final class PeerChannelHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let wire = error as? WireError {
             engine.protocolError(connection, "\(wire)")
+        } else if let failure = error as? MSEFailure {
+            engine.encryptionFailed(connection, failure)
         } else {
             connection.closeReason = connection.closeReason ?? .connectionFailed("\(error)")
             context.close(promise: nil)

@@ -224,6 +224,7 @@ public final class Session: Sendable {
             engine.stopped = true
             engine.timer?.cancel()
             engine.reads.shutDown()
+            engine.utp?.stop()
             engine.stopDHT()
             let stops = engine.torrents.values.map { $0.stop() }
             let closes = engine.listeners.map { $0.close() } + [engine.udpPort?.close()].compactMap { $0 }

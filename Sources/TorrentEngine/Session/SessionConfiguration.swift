@@ -37,6 +37,11 @@ public struct SessionConfiguration: Sendable {
     public var portMappingGateway: String?
     /// Seconds a mapping (NAT-PMP or UPnP) is asked for (renewed halfway through).
     public var portMappingLease = 7200
+    /// uTP (BEP 29) on the UDP port: incoming uTP connections accepted, outgoing ones
+    /// tried over uTP first with a quick TCP fallback. Off: TCP only.
+    public var utp = true
+    /// Message stream encryption (MSE/PE) of peer connections; see `EncryptionPolicy`.
+    public var encryption = EncryptionPolicy.prefer
     /// Blocklist: peers in these ranges are never contacted or accepted.
     /// The mainline DHT (BEP 5) on the UDP port, for public torrents. Off here; the front
     /// ends turn it on.

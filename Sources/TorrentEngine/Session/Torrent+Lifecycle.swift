@@ -148,7 +148,9 @@ extension Torrent {
         let peerStats = peers.values.sorted { $0.id < $1.id }.map { peer -> TorrentStats.Peer in
             let bits = peer.session?.peerHas
             let source = peer.incoming ? PeerSource.incoming : peerList.source(of: peer.address)
-            return TorrentStats.Peer(address: peer.address.description, transport: "tcp", source: source?.rawValue,
+            return TorrentStats.Peer(address: peer.address.description,
+                                     transport: peer.transport is UTPTransport ? "utp" : "tcp",
+                                     source: source?.rawValue,
                                      client: peer.client, incoming: peer.incoming,
                                      downloadRate: peer.downloadMeter.rate(now: now),
                                      uploadRate: peer.uploadMeter.rate(now: now),

@@ -47,7 +47,7 @@ public struct TorrentStats: Sendable, Codable, Hashable {
 
     public struct Peer: Sendable, Codable, Hashable {
         public var address: String
-        /// "tcp" (uTP joins it with the transports issue).
+        /// "tcp" or "utp" (web seeds: "http").
         public var transport: String
         /// Where the address came from ("tracker", "pex", "incoming", …).
         public var source: String?

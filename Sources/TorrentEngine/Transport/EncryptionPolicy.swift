@@ -1,0 +1,15 @@
+/// Message stream encryption (MSE/PE) for peer connections: mount `-o encryption=`, CLI
+/// `--encryption`.
+public enum EncryptionPolicy: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Plaintext BitTorrent only: encrypted handshakes are refused, none is tried.
+    case off
+    /// Outgoing: an encrypted handshake first (offering RC4 or plaintext after it), and
+    /// at once a plaintext one if that fails; what worked is remembered per address.
+    /// Incoming: both kinds taken; RC4 chosen when offered.
+    case prefer
+    /// Encrypted handshakes with RC4 only, both ways; plaintext peers are refused (and
+    /// uTP, which carries no MSE here yet, is not used).
+    case require
+
+    public var description: String { rawValue }
+}

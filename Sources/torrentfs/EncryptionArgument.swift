@@ -1,0 +1,5 @@
+import ArgumentParser
+import TorrentEngine
+
+/// `--encryption prefer|require|off`.
+extension EncryptionPolicy: ExpressibleByArgument {}
