@@ -23,6 +23,8 @@ import struct
 import time
 from pathlib import Path
 
+import pytest
+
 from swarm import LtPeer, assert_same_tree, free_port, make_tree, torrentfs_create, wait_tcp
 
 CONTENT_FILES = {"u/one.bin": 3_000_017, "two.bin": 1_234_567, "tiny.txt": 9}
@@ -140,6 +142,32 @@ def test_two_torrentfs_over_utp(tmp_path, procs, torrentfs_bin, mounter):
     assert transports == ["utp"], transports
     for name in CONTENT_FILES:
         assert mount.path(root.name, name).read_bytes() == (root / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("transport", ["utp", "tcp"])
+def test_peer_reachable_over_one_transport_connects_within_2s(transport, tmp_path, procs,
+                                                              torrentfs_bin):
+    """uTP first, TCP after 500 ms: a seeder speaking only one of them accepts our
+    connection within 2 s of starting the download (libtorrent's clock and ours are
+    both CLOCK_MONOTONIC)."""
+    root = make_content(tmp_path)
+    torrent = tmp_path / "one.torrent"
+    torrentfs_create(torrentfs_bin, root, torrent)
+    seeder = LtPeer(procs, f"lt-{transport}-seed", root.parent, torrent=torrent,
+                    transport=transport, socket_buffer=LT_BUFFER)
+    seeder.wait_listening()
+    seeder.wait_seeding(SEED_CHECK_TIMEOUT)
+    out = tmp_path / "out"
+    started = time.monotonic()
+    dl = start_download(procs, torrentfs_bin, tmp_path, torrent, out,
+                        peers=[f"127.0.0.1:{seeder.port}"])
+    accepted = seeder.wait_event(lambda e: e.get("event") == "incoming_connection", 10.0,
+                                 "our connection")
+    wait_exit_ok(dl, TRANSFER_TIMEOUT, f"download from a {transport}-only seeder")
+    assert_same_tree(root, out / root.name, f"download from a {transport}-only seeder")
+    delay = accepted["t"] - started
+    print(f"connected to a {transport}-only libtorrent seeder after {delay:.3f} s")
+    assert delay < 2.0, delay
 
 
 # ---------------------------------------------------------------------------
