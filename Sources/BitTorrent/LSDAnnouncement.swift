@@ -42,7 +42,7 @@ public struct LSDError: Error, Hashable, Sendable, CustomStringConvertible {
 /// looped back by the group.
 public struct LSDAnnouncement: Hashable, Sendable {
     /// BEP 14: "the packet length should not exceed 1400 bytes"; the decoder refuses
-    /// longer datagrams and the encoder's callers split their hashes to stay under it.
+    /// longer datagrams, and `maxInfoHashes` keeps encoded announces under it.
     public static let maxDatagramLength = 1400
     /// Most `Infohash` headers in one announce: what fits in `maxDatagramLength` with the
     /// longest host and cookie allowed (each header line is 52 bytes).
@@ -79,11 +79,6 @@ public struct LSDAnnouncement: Hashable, Sendable {
         if let cookie { text += "cookie: \(cookie)\r\n" }
         text += "\r\n\r\n"
         return Array(text.utf8)
-    }
-
-    /// Bytes of an encoded announce with `hashes` info hashes and these other fields.
-    public static func encodedLength(host: String?, port: UInt16, hashes: Int, cookie: String?) -> Int {
-        LSDAnnouncement(host: host, port: port, infoHashes: [], cookie: cookie).encoded.count + hashes * 52
     }
 
     /// Parses a datagram. Header names are case-insensitive, lines may end in CRLF or LF,

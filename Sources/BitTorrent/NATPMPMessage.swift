@@ -32,14 +32,10 @@ public enum NATPMPMessage {
         case tcp = 2
     }
 
-    /// Result codes of RFC 6886 §3.5 (any other value is kept as it came).
+    /// Result codes of RFC 6886 §3.5 that we act on (any value is kept as it came).
     public enum ResultCode {
         public static let success: UInt16 = 0
-        public static let unsupportedVersion: UInt16 = 1
         public static let notAuthorized: UInt16 = 2
-        public static let networkFailure: UInt16 = 3
-        public static let outOfResources: UInt16 = 4
-        public static let unsupportedOpcode: UInt16 = 5
     }
 
     /// An answer from the gateway.

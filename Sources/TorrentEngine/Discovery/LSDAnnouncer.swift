@@ -43,7 +43,8 @@ struct LSDAnnouncer: Sendable {
     private var lastSend: Int64?
     private var windowStart: Int64?
     private var windowCount = 0
-    /// Announces dropped by the receive limit, ignored as ours, or malformed (for the status).
+    /// Announces dropped by the receive limit, heard back from ourselves, or malformed (for
+    /// the status).
     private(set) var dropped = 0
     private(set) var ownIgnored = 0
     private(set) var malformed = 0

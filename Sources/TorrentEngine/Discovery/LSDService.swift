@@ -140,6 +140,7 @@ final class LSDService: @unchecked Sendable {
         if sockets.count < Self.groups.count, !reopening, now >= nextReopen { _ = openMissing() }
         guard !sockets.isEmpty else { return }
         announcer.update(torrents(), now: now)
+        guard let due = announcer.nextPoll(), now >= due else { return }
         for hashes in announcer.poll(now: now) {
             for socket in sockets {
                 let announce = LSDAnnouncement(host: socket.host, port: listenPort, infoHashes: hashes,
@@ -169,7 +170,7 @@ final class LSDService: @unchecked Sendable {
     /// The status: joined groups, datagrams sent, peers found and announces dropped.
     var status: LSDStatus {
         LSDStatus(groups: sockets.map(\.host), announcesSent: sent, peersFound: peersFound,
-                  dropped: announcer.dropped + announcer.malformed)
+                  dropped: announcer.dropped + announcer.malformed, ownHeard: announcer.ownIgnored)
     }
 
     func close() -> EventLoopFuture<Void> {

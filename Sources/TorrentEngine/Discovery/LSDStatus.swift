@@ -9,11 +9,14 @@ public struct LSDStatus: Sendable, Codable, Hashable {
     public var peersFound: Int
     /// Announces dropped: malformed, or over the receive limit.
     public var dropped: Int
+    /// Our own announces heard back from the group (the multicast loop works).
+    public var ownHeard: Int
 
-    public init(groups: [String], announcesSent: Int, peersFound: Int, dropped: Int) {
+    public init(groups: [String], announcesSent: Int, peersFound: Int, dropped: Int, ownHeard: Int) {
         self.groups = groups
         self.announcesSent = announcesSent
         self.peersFound = peersFound
         self.dropped = dropped
+        self.ownHeard = ownHeard
     }
 }

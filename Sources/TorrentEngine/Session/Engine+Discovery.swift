@@ -27,6 +27,11 @@ extension Engine {
         torrents.values.filter { !$0.isStopped && $0.error == nil }.map { ($0.infoHash, $0.isPrivate) }
     }
 
+    /// The TCP port trackers are told: the gateway's external port once mapped (a NAT-PMP
+    /// gateway may grant another than the one asked), the listen port otherwise. Trackers
+    /// take the external address from the announce's source.
+    var announcedPort: Int { portMapper?.status.tcpPort ?? listenPort }
+
     /// Closes the LSD sockets and deletes the port mappings.
     func stopDiscovery() -> [EventLoopFuture<Void>] {
         let futures = [lsd?.close(), portMapper?.stop()].compactMap { $0 }

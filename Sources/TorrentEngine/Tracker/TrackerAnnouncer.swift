@@ -77,7 +77,7 @@ final class TrackerAnnouncer: @unchecked Sendable {  // confined to the engine's
         let stats = torrent.stats(now: Engine.now())
         let left = max(0, (stats.totalSize ?? 1) - stats.verifiedBytes)
         return AnnounceRequest(infoHash: torrent.infoHash, peerID: engine.configuration.peerID,
-                               port: UInt16(clamping: engine.listenPort), uploaded: stats.uploaded,
+                               port: UInt16(clamping: engine.announcedPort), uploaded: stats.uploaded,
                                downloaded: stats.downloaded, left: left, event: event,
                                numWant: event == .stopped ? 0 : 50, key: key, trackerID: trackerIDs[url])
     }
