@@ -44,6 +44,19 @@ struct DHTNodeTests {
         #expect(sim.nodes[leecher]!.lookupsInFlight == 0)
     }
 
+    @Test("a lookup never asks ourselves when others list us, so it ends without waiting for a timeout")
+    func lookupSkipsSelf() {
+        var sim = Self.network(30)
+        let asker = DHTSimulation.endpoint(3)
+        let before = sim.log.count
+        sim.with(asker) { _ = $0.getPeers(Self.hash, announcePort: nil, now: $1) }
+        // Less than one query timeout: a query to ourselves would hold the lookup that long.
+        sim.run(for: DHTNode.queryTimeout - Self.second / 10)
+        #expect(!sim.log[before...].contains { $0.from == asker && $0.to == asker })
+        #expect(sim.finished[asker]?.contains { $0.0 == Self.hash } == true)
+        #expect(sim.nodes[asker]!.lookupsInFlight == 0)
+    }
+
     @Test("every node of a settled network knows at least k others, and its buckets obey the rules")
     func tablesFill() {
         let sim = Self.network(60)

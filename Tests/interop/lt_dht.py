@@ -9,7 +9,8 @@ explicitly, as libtorrent runs no DHT on a loopback socket expanded from
 (``dht_restrict_*_ips`` off), the per-IP rate limit is raised (every node is
 127.0.0.x), no public bootstrap router is configured (``dht_bootstrap_nodes``
 empty), and the nodes are meshed with ``add_dht_node`` (libtorrent never puts a
-bootstrap router into its table). No LSD, UPnP, NAT-PMP or uTP.
+bootstrap router into its table). No LSD, UPnP or NAT-PMP; uTP as shipped (on)
+unless ``--no-utp`` (for the seeding or leeching session).
 
 Optionally one more session, on its own address, seeds ``--seed`` (announcing
 to the DHT only: no tracker, no hint) or leeches ``--leech MAGNET`` (added after
@@ -52,7 +53,7 @@ def endpoint(text: str):
     return host.strip("[]"), int(port)
 
 
-def make_session(address: str, port: int) -> lt.session:
+def make_session(address: str, port: int, utp: bool = True) -> lt.session:
     cat = lt.alert.category_t
     return lt.session({
         "listen_interfaces": f"{address}:{port}",
@@ -64,8 +65,9 @@ def make_session(address: str, port: int) -> lt.session:
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
+        # uTP as libtorrent ships it (on) unless asked otherwise.
+        "enable_incoming_utp": utp,
+        "enable_outgoing_utp": utp,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": int(cat.status_notification) | int(cat.error_notification)
         | int(cat.dht_notification) | int(cat.connect_notification) | int(cat.peer_notification),
@@ -83,6 +85,7 @@ def main() -> int:
     ap.add_argument("--save")
     ap.add_argument("--extra-address", default="127.0.0.19", help="address of the seeding/leeching session")
     ap.add_argument("--leech-contact", help="the leecher's only DHT node, HOST:PORT")
+    ap.add_argument("--no-utp", action="store_true", help="the seeding/leeching session speaks TCP only")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -90,7 +93,7 @@ def main() -> int:
     first = ipaddress.ip_address(args.first_address)
     addresses = [str(first + i) for i in range(args.nodes)]
     mesh = [make_session(a, args.port) for a in addresses]
-    extra = make_session(args.extra_address, args.port) if (args.seed or args.leech) else None
+    extra = make_session(args.extra_address, args.port, utp=not args.no_utp) if (args.seed or args.leech) else None
     everyone = mesh + ([extra] if extra else [])
     deadline = time.monotonic() + 20
     while not all(s.is_dht_running() for s in everyone):
@@ -139,7 +142,7 @@ def main() -> int:
                     if key not in seen:
                         seen.add(key)
                         emit({"event": "peer", "ip": a.endpoint[0], "port": a.endpoint[1],
-                              "message": a.message()})
+                              "message": a.message(), "elapsed": time.monotonic() - added_at})
             # Without a bootstrap alert (a mesh filled by hand), go after one second.
             if not bootstrapped and time.monotonic() - ready_at > 1:
                 bootstrapped = True

@@ -95,16 +95,17 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, interval: fl
 
 
 class Mount:
-    """``torrentfs mount MNT -f -o data=DATA,port=0,natpmp=off,upnp=off[,opts]``
+    """``torrentfs mount MNT -f -o data=DATA,port=0,natpmp=off,upnp=off,dht=off[,opts]``
     in a subprocess (no port mapping unless a test starts its own gateway and
-    passes ``natpmp=on`` or ``upnp=on``)."""
+    passes ``natpmp=on`` or ``upnp=on``; no DHT unless a test passes ``dht=on`` with its own
+    local ``dht_router``)."""
 
     def __init__(self, procs: ProcGroup, bin_path: Path, mnt: Path, data: Path,
                  opts: Sequence[str] = (), name: str = "tfs-mount"):
         self.mnt = mnt
         self.data = data
         mnt.mkdir(parents=True, exist_ok=True)
-        option_list = ",".join([f"data={data}", "port=0", "natpmp=off", "upnp=off", *opts])
+        option_list = ",".join([f"data={data}", "port=0", "natpmp=off", "upnp=off", "dht=off", *opts])
         self.proc: Proc = procs.start(name, [bin_path, "mount", mnt, "-f", "-o", option_list])
         wait_until(lambda: in_mount_table(mnt) or self.proc.poll() is not None,
                    MOUNT_TIMEOUT, f"the mount at {mnt}", detail=self.proc.tail)

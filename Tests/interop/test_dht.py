@@ -135,7 +135,8 @@ def test_libtorrent_finds_torrentfs_seed_through_our_node(content, tmp_path, pro
     save.mkdir()
     started = time.monotonic()
     leech = LtDHT(procs, "lt-dht-leech", "--nodes", 0, "--port", lt_port, "--leech", bare_magnet(info),
-                  "--save", save, "--extra-address", "127.0.0.49", "--leech-contact", f"127.0.0.1:{port}")
+                  "--save", save, "--extra-address", "127.0.0.49", "--leech-contact", f"127.0.0.1:{port}",
+                  "--no-utp")
     done = leech.wait_event("finished", FIND_TIMEOUT)
     print(f"DHT: libtorrent leecher through torrentfs's node finished {done['elapsed']:.2f}s after adding "
           f"({time.monotonic() - started:.2f}s with its start)")

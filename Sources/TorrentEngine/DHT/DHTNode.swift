@@ -190,6 +190,10 @@ struct DHTNode {
         if let requester { vote(requester.address, by: sender.address, now: now) }
         guard case .lookup(let lookupID) = transaction.purpose, var lookup = lookups[lookupID] else { return }
         let before = lookup.peers.count
+        // Others list us too: asking ourselves would only wait for a timeout.
+        var response = response
+        response.nodes.removeAll { $0.id == id }
+        response.nodes6.removeAll { $0.id == id }
         lookup.replied(sender, response: response)
         lookups[lookupID] = lookup
         if lookup.peers.count > before {

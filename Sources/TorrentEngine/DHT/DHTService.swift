@@ -123,6 +123,11 @@ final class DHTService: @unchecked Sendable {
         }
     }
 
+    /// A torrent was added: its lookup starts now, not at the next scheduling round.
+    func torrentAdded() {
+        scheduleLookups()
+    }
+
     private func scheduleLookups() {
         let now = Engine.now()
         var wanted = Set<InfoHash>()

@@ -56,6 +56,7 @@ public final class Session: Sendable {
             torrent.start()
             torrent.announcer?.tick(now: Engine.now())
             torrent.connectMore(now: Engine.now())
+            engine.dht?.torrentAdded()
             return hash
         }.get()
     }
