@@ -33,16 +33,16 @@ step "Sample content in $sample"
 find "$sample" -type f -printf '%10s  %P\n' | sort -k2
 
 port=$(( 20000 + RANDOM % 20000 ))
-step "torrentfs seed \"$sample\" --port $port --lsd off --natpmp off --upnp off   (in the background)"
-"$bin" seed "$sample" --port "$port" --state "$work/seed-state" --lsd off --natpmp off --upnp off > "$work/seed.out" 2> "$work/seed.err" &
+step "torrentfs seed \"$sample\" --port $port --lsd off --natpmp off --upnp off --dht off   (in the background)"
+"$bin" seed "$sample" --port "$port" --state "$work/seed-state" --lsd off --natpmp off --upnp off --dht off > "$work/seed.out" 2> "$work/seed.err" &
 seeder=$!
 for _ in $(seq 200); do grep -q "verified" "$work/seed.err" 2>/dev/null && break; sleep 0.1; done
 magnet="$(head -1 "$work/seed.out")&x.pe=127.0.0.1:$port"
 echo "$magnet"
 
 mkdir -p "$mnt"
-step "torrentfs mount \"$mnt\" -o data=$work/data,port=0,lsd=off,natpmp=off,upnp=off"
-"$bin" mount "$mnt" -o "data=$work/data,port=0,lsd=off,natpmp=off,upnp=off"
+step "torrentfs mount \"$mnt\" -o data=$work/data,port=0,lsd=off,natpmp=off,upnp=off,dht=off"
+"$bin" mount "$mnt" -o "data=$work/data,port=0,lsd=off,natpmp=off,upnp=off,dht=off"
 mounted=1
 mount | grep " $mnt " || true
 
