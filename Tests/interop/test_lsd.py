@@ -17,6 +17,8 @@ on in the veth host. The groups reach nothing but these two namespaces.
   libtorrent leecher of the bare magnet, which records the peer as found by
   LSD.
 - With ``--lsd off`` nobody is found in the same rig.
+- Two torrentfs processes in one namespace (the group routed over loopback)
+  find each other: the multicast loop is on.
 
 Every byte is checked against the source; every process is bounded in time
 and stopped by PID."""
@@ -135,3 +137,28 @@ def test_lsd_off_finds_nobody(content, tmp_path, procs, torrentfs_bin):
                                      "--state", tmp_path / "state", "--lsd", "off", "--natpmp", "off"])
     assert dl.wait(QUIET_SECONDS) is None, f"download ended without peers?\n{dl.tail()}"
     assert not [e for e in seed.events() if e.get("event") == "peer_connect"]
+
+
+def test_two_torrentfs_on_one_host_find_each_other(content, tmp_path, procs, torrentfs_bin):
+    """Multicast loop: a torrentfs seed and a torrentfs download in the same
+    namespace, the group routed over loopback (added here, removed at the end),
+    meet through LSD alone."""
+    subprocess.run(["ip", "route", "add", "224.0.0.0/4", "dev", "lo", "src", "127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    procs.add_cleanup(lambda: subprocess.run(["ip", "route", "del", "224.0.0.0/4", "dev", "lo"],
+                                             capture_output=True, timeout=30))
+    torrent = tmp_path / "lsd.torrent"
+    info = torrentfs_create(torrentfs_bin, content, torrent)
+    port = free_port()
+    seed = procs.start("tfs-lsd-seed", [torrentfs_bin, "seed", torrent, "--data", content.parent, "--port", port,
+                                        "--state", tmp_path / "seed-state", "--natpmp", "off", "--upnp", "off"])
+    wait_tcp("127.0.0.1", port, proc=seed)
+    seed.wait_for_output(lambda text: "data verified" in text, SEED_CHECK_TIMEOUT, "the seed's data check",
+                         stream="stderr")
+    out = tmp_path / "out"
+    dl = procs.start("tfs-lsd-dl", [torrentfs_bin, "download", bare_magnet(info), "-o", out,
+                                    "--state", tmp_path / "dl-state", "-vv"])
+    rc = dl.wait(FIND_TIMEOUT)
+    assert rc == 0, f"download did not finish through LSD (rc {rc})\n{dl.tail()}"
+    assert_same_tree(content, out / "lsd", "torrentfs download from a torrentfs seed found by LSD")
+    assert "LSD: peers" in dl.stderr(), dl.tail()
