@@ -3,11 +3,12 @@
 /// and decrypting are the same operation, done in place over the caller's bytes, so the
 /// data path allocates nothing per message.
 public struct RC4: Sendable {
-    /// The permutation of the 256 byte values (a fixed-size tuple would avoid the array's
-    /// uniqueness check per call, but that check is per buffer, not per byte).
-    private var state: [UInt8]
-    private var i: UInt8 = 0
-    private var j: UInt8 = 0
+    /// The permutation of the 256 byte values, one per 32-bit word: byte-wide entries
+    /// make each swap a partial-word store that the next load must wait for (measured:
+    /// words are faster). The array's uniqueness check is per buffer, not per byte.
+    private var state: [UInt32]
+    private var i: UInt32 = 0
+    private var j: UInt32 = 0
 
     /// Keystream bytes MSE throws away before the first byte it uses.
     public static let mseDiscard = 1024
@@ -16,11 +17,10 @@ public struct RC4: Sendable {
     public init<C: Collection>(key: C) where C.Element == UInt8 {
         precondition(!key.isEmpty && key.count <= 256, "RC4 key length")
         let key = Array(key)
-        var state = [UInt8](repeating: 0, count: 256)
-        for index in 0..<256 { state[index] = UInt8(index) }
-        var j: UInt8 = 0
+        var state = (0..<256).map { UInt32($0) }
+        var j: UInt32 = 0
         for index in 0..<256 {
-            j = j &+ state[index] &+ key[index % key.count]
+            j = (j &+ state[index] &+ UInt32(key[index % key.count])) & 0xFF
             state.swapAt(index, Int(j))
         }
         self.state = state
@@ -47,13 +47,13 @@ public struct RC4: Sendable {
         state.withUnsafeMutableBufferPointer { box in
             let s = box.baseAddress!
             for offset in 0..<count {
-                i &+= 1
+                i = (i &+ 1) & 0xFF
                 let si = s[Int(i)]
-                j &+= si
+                j = (j &+ si) & 0xFF
                 let sj = s[Int(j)]
                 s[Int(i)] = sj
                 s[Int(j)] = si
-                base[offset] ^= s[Int(si &+ sj)]
+                base[offset] ^= UInt8(truncatingIfNeeded: s[Int((si &+ sj) & 0xFF)])
             }
         }
         self.i = i
