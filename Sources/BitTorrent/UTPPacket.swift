@@ -19,8 +19,9 @@ public struct UTPPacket: Hashable, Sendable {
     public static let datagramSizeExtension: UInt8 = 0x7A
     /// The largest UDP payload of any IP datagram (65535 − 20 − 8).
     public static let maxDatagram = 65507
-    /// Selective-ack bitmasks are whole 32-bit words, at most this many bytes (1024
-    /// packets past the ack; libtorrent sends at most 32 bytes).
+    /// Selective-ack bitmasks: BEP 29 asks for whole 32-bit words, but libtorrent sends
+    /// any number of bytes (enough for its out-of-order span, at most 32), so any length
+    /// from 1 to this many bytes (1024 packets past the ack) is taken. We send whole words.
     public static let maxSelectiveAckBytes = 128
     /// Extensions per packet at most (a real packet has one or two).
     public static let maxExtensions = 8
@@ -118,7 +119,7 @@ public struct UTPPacket: Hashable, Sendable {
             switch type {
             case selectiveAckExtension:
                 guard packet.selectiveAck == nil else { throw .duplicateExtension(type) }
-                guard length >= 4, length % 4 == 0, length <= maxSelectiveAckBytes else {
+                guard length >= 1, length <= maxSelectiveAckBytes else {
                     throw .badSelectiveAck(length: length)
                 }
                 packet.selectiveAck = Array(bytes[offset..<offset + length])
@@ -177,7 +178,7 @@ public enum UTPError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyExtensions: "more than \(UTPPacket.maxExtensions) uTP extensions"
         case .extensionTruncated(let offset): "uTP extension cut short at byte \(offset)"
         case .duplicateExtension(let type): "uTP extension \(type) twice"
-        case .badSelectiveAck(let length): "uTP selective ack of \(length) bytes (a multiple of 4, 4–128)"
+        case .badSelectiveAck(let length): "uTP selective ack of \(length) bytes (1–128)"
         case .badExtensionLength(let type, let length): "uTP extension \(type) of \(length) bytes"
         case .payloadNotAllowed(let kind): "uTP \(kind) packet with a payload"
         }

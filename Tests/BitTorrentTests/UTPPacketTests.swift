@@ -39,6 +39,15 @@ struct UTPPacketTests {
         #expect(try UTPPacket.decode(bytes) == packet)
     }
 
+    @Test("a selective ack of a length that is not whole words (libtorrent sends those) is taken")
+    func oddSelectiveAck() throws {
+        var bytes = UTPPacket(kind: .state, connectionID: 1, seq: 1, ack: 5).encoded
+        bytes[1] = 1
+        bytes += [0, 3, 0x01, 0x00, 0x80]
+        let packet = try UTPPacket.decode(bytes)
+        #expect(packet.selectiveAck == [0x01, 0x00, 0x80])
+    }
+
     @Test("unknown extensions are skipped")
     func unknownExtension() throws {
         var bytes = UTPPacket(kind: .syn, connectionID: 1, seq: 1).encoded
@@ -52,7 +61,7 @@ struct UTPPacketTests {
         ([UInt8](repeating: 0x01, count: 19), UTPError.tooShort(19)),
         ([0x02] + [UInt8](repeating: 0, count: 19), .badVersion(2)),
         ([0x51] + [UInt8](repeating: 0, count: 19), .badType(5)),
-        ([0x21, 0x01] + [UInt8](repeating: 0, count: 18) + [0, 3, 1, 2, 3], .badSelectiveAck(length: 3)),
+        ([0x21, 0x01] + [UInt8](repeating: 0, count: 18) + [0, 0], .badSelectiveAck(length: 0)),
         ([0x21, 0x01] + [UInt8](repeating: 0, count: 18) + [0, 8, 1], .extensionTruncated(offset: 22)),
         ([0x21, 0x01] + [UInt8](repeating: 0, count: 18) + [0], .extensionTruncated(offset: 20)),
         ([0x21, 0x01] + [UInt8](repeating: 0, count: 18) + [1, 4, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0],
