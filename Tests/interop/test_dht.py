@@ -8,7 +8,8 @@ tracker, LSD, PEX hint or ``x.pe``: the only way to meet is the DHT.
   ``torrentfs download`` of the bare magnet too.
 - Reverse: a torrentfs seed announces itself; a libtorrent leecher that knows
   the info hash and one DHT node, torrentfs's own, finds the seed and
-  completes (so libtorrent's lookups work through our node's answers).
+  completes (so libtorrent's lookups work through our node's answers), and
+  its announce_peer with our token is stored (our get_peers returns it).
 - A restart with the saved table (same ``--state``) and a dead router reaches
   the DHT and downloads again.
 - Hostile KRPC at a running torrentfs: malformed, oversized and flooding
@@ -118,7 +119,7 @@ def test_download_bare_magnet_through_dht(content, tmp_path, procs, torrentfs_bi
     assert_same_tree(content, out2 / "dht", "download after a restart with the saved DHT table")
 
 
-def test_libtorrent_finds_torrentfs_seed_through_our_node(content, tmp_path, procs, torrentfs_bin):
+def test_libtorrent_finds_torrentfs_seed_through_our_node(content, tmp_path, procs, torrentfs_bin, lt):
     torrent = tmp_path / "dht.torrent"
     info = torrentfs_create(torrentfs_bin, content, torrent)
     port = free_port()
@@ -143,6 +144,27 @@ def test_libtorrent_finds_torrentfs_seed_through_our_node(content, tmp_path, pro
     assert_same_tree(content, save / "dht", "libtorrent leecher that found the torrentfs seed through the DHT")
     peers = [e for e in leech.events() if e.get("event") == "peer"]
     assert any(e["port"] == port for e in peers), peers
+
+    # libtorrent announced itself to our node with the token we gave it: a get_peers to
+    # torrentfs now returns the leecher (address of the query, implied port: its DHT port).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.62", 0))
+    sock.settimeout(0.5)
+    query = lt.bencode({b"t": b"gp", b"y": b"q", b"q": b"get_peers",
+                        b"a": {b"id": os.urandom(20), b"info_hash": bytes.fromhex(info["infoHash"])}})
+    values = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not values:
+        sock.sendto(query, ("127.0.0.1", port))
+        try:
+            answer = lt.bdecode(sock.recvfrom(65536)[0])
+        except socket.timeout:
+            continue
+        values = answer[b"r"].get(b"values", [])
+        if not values:
+            time.sleep(0.2)
+    announced = {(socket.inet_ntoa(v[:4]), int.from_bytes(v[4:6], "big")) for v in values}
+    assert ("127.0.0.49", lt_port) in announced, f"libtorrent's announce_peer not stored: {announced}"
 
 
 def krpc_ping(tid: bytes, node_id: bytes) -> bytes:
