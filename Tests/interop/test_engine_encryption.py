@@ -6,7 +6,9 @@ loopback-only network namespace (conftest.py).
   we are the MSE initiator) and it downloads from `torrentfs seed` (it dials,
   we are the responder); libtorrent's own peer list says the connection was
   encrypted;
-- aria2c with ``--bt-require-crypto=true`` downloading from us;
+- aria2c with ``--bt-require-crypto=true``, both ways;
+- transmission with encryption required (on a veth host: it refuses loopback
+  peers), both ways;
 - two torrentfs instances with ``--encryption require`` (RC4 both ways);
 - ``--encryption require`` refuses a plaintext-only libtorrent, both ways;
   the default ``prefer`` falls back to plaintext with it at once.
@@ -21,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from swarm import (LtPeer, assert_same_tree, free_port, make_tree, start_opentracker,
+import json
+
+from swarm import (LtPeer, VethHost, assert_same_tree, free_port, make_tree, start_opentracker,
                    torrentfs_create, wait_tcp)
 
 CONTENT_NAME = "mse-data"
@@ -186,3 +190,79 @@ def test_aria2_requiring_encryption_downloads_from_us(content, tmp_path, procs, 
         "--bt-stop-timeout=60", "--log", procs.log_dir / "aria2c.log", "--log-level=info", torrent])
     wait_ok(aria, 30.0, "aria2c requiring encryption")
     assert_same_tree(content, out / CONTENT_NAME, "aria2c")
+
+
+def test_download_from_aria2_requiring_encryption(content, tmp_path, procs, torrentfs_bin):
+    torrent = tmp_path / "data.torrent"
+    torrentfs_create(torrentfs_bin, content, torrent)
+    port = free_port()
+    procs.start("aria2c-seed", [
+        "aria2c", "--dir", content.parent, "--check-integrity=true", "--seed-ratio=0.0",
+        "--seed-time=5", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false", "--disable-ipv6=true", "--listen-port", str(port),
+        "--bt-require-crypto=true", "--bt-min-crypto-level=arc4", "--bt-seed-unverified=false",
+        "--console-log-level=notice", "--no-conf=true", "--log", procs.log_dir / "aria2c.log",
+        "--log-level=info", torrent])
+    wait_tcp("127.0.0.1", port)
+    out = tmp_path / "out"
+    dl = download(procs, torrentfs_bin, tmp_path, torrent, out, peers=[f"127.0.0.1:{port}"])
+    wait_ok(dl, TRANSFER_TIMEOUT, "torrentfs download from aria2 requiring encryption")
+    assert_same_tree(content, out / CONTENT_NAME, "torrentfs download")
+
+
+TRANSMISSION_SETTINGS = {
+    "dht-enabled": False, "lpd-enabled": False, "utp-enabled": False,
+    "port-forwarding-enabled": False, "pex-enabled": False,
+    "incomplete-dir-enabled": False, "rename-partial-files": False,
+    "blocklist-enabled": False, "speed-limit-up-enabled": False,
+    "speed-limit-down-enabled": False, "ratio-limit-enabled": False,
+    "message-level": 3,
+    "encryption": 2,  # required
+}
+
+
+def transmission(procs, host, tmp_path, torrent, work, port, name):
+    cfg = tmp_path / f"{name}-cfg"
+    cfg.mkdir()
+    (cfg / "settings.json").write_text(json.dumps(TRANSMISSION_SETTINGS))
+    return procs.start(name, host.wrap([
+        "transmission-cli", "-g", cfg, "-w", work, "-p", str(port), "-er", "-M", "-D", "-U",
+        torrent]))
+
+
+def test_transmission_requiring_encryption_downloads_from_us(content, tmp_path, procs,
+                                                             torrentfs_bin):
+    host = VethHost("e1", subnet=11)
+    procs.add_cleanup(host.close)
+    tport = free_port(host.local_addr)
+    url = f"http://{host.local_addr}:{tport}/announce"
+    torrent = tmp_path / "data.torrent"
+    info = torrentfs_create(torrentfs_bin, content, torrent, trackers=[url])
+    tracker = start_opentracker(procs, tmp_path, [info["infoHash"]], host=host.local_addr,
+                                port=tport)
+    _, port = seed(procs, torrentfs_bin, tmp_path, torrent, content.parent)
+    wait_tcp(host.local_addr, port)
+    tracker.wait_registered(info["infoHash"], seeds=1)
+    out = tmp_path / "tr-out"
+    out.mkdir()
+    tr = transmission(procs, host, tmp_path, torrent, out, free_port(), "transmission-leech")
+    tr.wait_for_output(lambda text: "Seeding" in text, TRANSFER_TIMEOUT,
+                       "transmission-cli (encryption required) to finish")
+    tr.stop()
+    assert_same_tree(content, out / CONTENT_NAME, "transmission-cli")
+
+
+def test_download_from_transmission_requiring_encryption(content, tmp_path, procs, torrentfs_bin):
+    host = VethHost("e2", subnet=12)
+    procs.add_cleanup(host.close)
+    torrent = tmp_path / "data.torrent"
+    torrentfs_create(torrentfs_bin, content, torrent)
+    port = 51413
+    tr = transmission(procs, host, tmp_path, torrent, content.parent, port, "transmission-seed")
+    tr.wait_for_output(lambda text: "Seeding" in text, SEED_CHECK_TIMEOUT,
+                       "transmission-cli to check its data and seed")
+    wait_tcp(host.remote_addr, port)
+    out = tmp_path / "out"
+    dl = download(procs, torrentfs_bin, tmp_path, torrent, out, peers=[f"{host.remote_addr}:{port}"])
+    wait_ok(dl, TRANSFER_TIMEOUT, "torrentfs download from transmission requiring encryption")
+    assert_same_tree(content, out / CONTENT_NAME, "torrentfs download")
