@@ -11,6 +11,8 @@ loopback-only network namespace (conftest.py).
   peers), both ways;
 - two torrentfs instances with ``--encryption require`` (RC4 both ways);
 - ``--encryption require`` refuses a plaintext-only libtorrent, both ways;
+- garbage where an MSE handshake should be (random bytes, padding past the
+  512-byte limit) is dropped at once and an honest download follows;
   the default ``prefer`` falls back to plaintext with it at once.
 
 Every downloaded byte is checked against the source; every process is bounded
@@ -24,6 +26,8 @@ from pathlib import Path
 import pytest
 
 import json
+import os
+import socket
 
 from swarm import (LtPeer, VethHost, assert_same_tree, free_port, make_tree, start_opentracker,
                    torrentfs_create, wait_tcp)
@@ -265,4 +269,28 @@ def test_download_from_transmission_requiring_encryption(content, tmp_path, proc
     out = tmp_path / "out"
     dl = download(procs, torrentfs_bin, tmp_path, torrent, out, peers=[f"{host.remote_addr}:{port}"])
     wait_ok(dl, TRANSFER_TIMEOUT, "torrentfs download from transmission requiring encryption")
+    assert_same_tree(content, out / CONTENT_NAME, "torrentfs download")
+
+
+def test_garbage_handshakes_are_dropped(content, tmp_path, procs, torrentfs_bin):
+    torrent = tmp_path / "data.torrent"
+    torrentfs_create(torrentfs_bin, content, torrent)
+    seed_proc, port = seed(procs, torrentfs_bin, tmp_path, torrent, content.parent)
+    for size in (96 + 600, 96 + 513 + 20, 4000):
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                # Not 19 + "BitTorrent protocol": taken as an MSE public key and padding.
+                junk = bytes([0x20]) + os.urandom(size - 1)
+                try:
+                    s.sendall(junk)
+                    s.settimeout(5)
+                    while s.recv(4096):
+                        pass  # our Yb and PadB, then the close
+                except ConnectionResetError:
+                    pass
+    assert seed_proc.poll() is None, seed_proc.tail()
+    out = tmp_path / "out"
+    dl = download(procs, torrentfs_bin, tmp_path, torrent, out, peers=[f"127.0.0.1:{port}"],
+                  encryption="require")
+    wait_ok(dl, TRANSFER_TIMEOUT, "torrentfs download after garbage handshakes")
     assert_same_tree(content, out / CONTENT_NAME, "torrentfs download")
