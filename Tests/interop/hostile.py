@@ -57,6 +57,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import mse_peer
+
 BLOCK = 16 * 1024
 PSTR = b"\x13BitTorrent protocol"
 
@@ -276,6 +278,7 @@ class ConnLog:
     outgoing: bool  # we dialed (ban check) rather than accepted
     opened_at: float
     handshake_ok: bool = False
+    mse: bool = False  # the handshake came encrypted (MSE, plaintext stream after it)
     remote_extensions: bool = False
     remote_fast: bool = False
     remote_peer_id: bytes = b""
@@ -291,7 +294,7 @@ class ConnLog:
     error: str = ""
 
     def __repr__(self):  # compact, for assertion messages
-        return (f"ConnLog(#{self.index} out={self.outgoing} hs={self.handshake_ok} "
+        return (f"ConnLog(#{self.index} out={self.outgoing} hs={self.handshake_ok} mse={self.mse} "
                 f"rx={self.received[:12]}{'...' if len(self.received) > 12 else ''} "
                 f"req={self.requests} pieces={sorted(self.served_pieces)[:10]} "
                 f"md_req={self.metadata_requests} md_served={self.metadata_served} "
@@ -464,7 +467,14 @@ class HostilePeer:
             self._reconnect()
 
     def _read_handshake(self, conn: _Conn) -> None:
-        hs = conn.recv_exact(68, timeout=10)
+        hs = conn.recv_exact(1, timeout=10)
+        if hs != PSTR[:1]:
+            # An encrypted handshake (our client's default is to try MSE first): taken
+            # with plaintext selected for the stream, so every mode behaves as in clear.
+            payload = mse_peer.accept(conn, hs, self.t.info_hash)
+            conn.log.mse = True
+            hs = payload[:68]
+        hs += conn.recv_exact(68 - len(hs), timeout=10)
         if hs[:20] != PSTR or hs[28:48] != self.t.info_hash:
             raise ValueError(f"bad handshake {hs[:48]!r}")
         conn.log.remote_extensions = bool(hs[25] & 0x10)
