@@ -95,6 +95,13 @@ final class DHTService: @unchecked Sendable {
         flush()
     }
 
+    /// A peer told us our address (extension handshake `yourip`): a BEP 42 vote, as the
+    /// `ip` field of DHT answers is. `host` is the peer's address.
+    func externalAddressReported(_ ip: [UInt8], by host: String) {
+        guard let voter = (try? SocketAddress(ipAddress: host, port: 1)).flatMap(Self.compact) else { return }
+        node.vote(ip, by: voter.address, now: Engine.now())
+    }
+
     func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard let sender = Self.compact(address) else { return }
         node.received(bytes, from: sender, now: Engine.now())

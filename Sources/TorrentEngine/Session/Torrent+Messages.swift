@@ -64,6 +64,7 @@ extension Torrent {
                 if interested { offerFreeSlot(to: peer) }
             case .extensionHandshake(let handshake):
                 peer.client = handshake.client
+                if let ip = handshake.yourIP { engine.dht?.externalAddressReported(ip, by: peer.address.host) }
                 if peer.incoming, let port = handshake.listenPort {
                     peer.listenAddress = PeerAddress(host: peer.address.host, port: port)
                 }
