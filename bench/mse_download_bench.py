@@ -37,7 +37,7 @@ def one_run(root, torrent, src, mode, index):
         start = time.monotonic()
         subprocess.run([BIN, "download", torrent, "-o", out, "--peer", f"127.0.0.1:{port}", "--quiet",
                         "--state", os.path.join(root, f"dl-state-{mode}-{index}")] + common,
-                       check=True, timeout=600, stdout=subprocess.DEVNULL)
+                       check=True, timeout=600, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         elapsed = time.monotonic() - start
         shutil.rmtree(out)
         return elapsed

@@ -9,8 +9,8 @@ extension Engine {
     /// Puts the MSE handler at the bottom of an accepted connection's pipeline: it tells a
     /// plaintext handshake from an encrypted one and applies the policy.
     func addIncomingEncryption(to channel: Channel) throws {
-        let handler = MSEHandler(incoming: configuration.encryption) { [unowned self] key in
-            torrents.first { !$0.value.isStopped && MSEHandshake.torrentKey($0.key) == key }?.key
+        let handler = MSEHandler(incoming: configuration.encryption) { [weak self] key in
+            self?.torrents.first { !$0.value.isStopped && MSEHandshake.torrentKey($0.key) == key }?.key
         }
         try channel.pipeline.syncOperations.addHandler(handler)
     }
