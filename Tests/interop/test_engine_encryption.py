@@ -114,10 +114,14 @@ def test_download_from_libtorrent_forcing_encryption(level, ours, expect_rc4, co
     assert all(p["rc4"] == expect_rc4 and (p["rc4"] or p["obfuscated"]) for p in peers), peers
 
 
-@pytest.mark.parametrize("level", ["rc4", "both"])
-@pytest.mark.parametrize("ours", [None, "require"])
-def test_libtorrent_forcing_encryption_downloads_from_us(level, ours, content, tmp_path, procs,
-                                                         torrentfs_bin):
+@pytest.mark.parametrize("level,ours,expect_rc4", [
+    ("rc4", None, True),        # libtorrent offers RC4 only
+    ("both", None, False),      # offered both, we select plaintext after the handshake
+    ("rc4", "require", True),
+    ("both", "require", True),  # we accept RC4 only
+])
+def test_libtorrent_forcing_encryption_downloads_from_us(level, ours, expect_rc4, content, tmp_path,
+                                                         procs, torrentfs_bin):
     torrent = tmp_path / "data.torrent"
     torrentfs_create(torrentfs_bin, content, torrent)
     _, port = seed(procs, torrentfs_bin, tmp_path, torrent, content.parent, encryption=ours)
@@ -128,7 +132,7 @@ def test_libtorrent_forcing_encryption_downloads_from_us(level, ours, content, t
     leecher.proc.stop()
     assert_same_tree(content, save / CONTENT_NAME, "libtorrent leecher")
     peers = our_peers(leecher)
-    assert peers and all(p["rc4"] for p in peers), peers  # we select RC4 when offered
+    assert peers and all(p["rc4"] == expect_rc4 and (p["rc4"] or p["obfuscated"]) for p in peers), peers
 
 
 def test_two_instances_require_encryption(content, tmp_path, procs, torrentfs_bin):

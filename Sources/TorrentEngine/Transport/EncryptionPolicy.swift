@@ -5,7 +5,8 @@ public enum EncryptionPolicy: String, Sendable, CaseIterable, CustomStringConver
     case off
     /// Outgoing: an encrypted handshake first (offering RC4 or plaintext after it), and
     /// at once a plaintext one if that fails; what worked is remembered per address.
-    /// Incoming: both kinds taken; RC4 chosen when offered.
+    /// Incoming: both kinds taken; after an encrypted handshake, plaintext chosen when
+    /// offered (as libtorrent does by default: RC4 halves loopback throughput), else RC4.
     case prefer
     /// Encrypted handshakes with RC4 only, both ways; plaintext peers are refused (and
     /// uTP, which carries no MSE here yet, is not used).

@@ -106,7 +106,7 @@ final class MSEHandler: ChannelDuplexHandler {
             context.fireChannelRead(wrapInboundOut(bytes))
         case (.encrypted, _):
             var random = SystemRandomNumberGenerator()
-            handshake = .responder(allowed: policy == .require ? .rc4 : [.rc4, .plaintext], preferred: .rc4,
+            handshake = .responder(allowed: policy == .require ? .rc4 : [.rc4, .plaintext], preferred: .plaintext,
                                    findTorrent: findTorrent, using: &random)
             state = .handshaking
             advance(context: context, bytes.readableBytesView)
