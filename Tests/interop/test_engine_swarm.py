@@ -87,11 +87,11 @@ def start_download(procs: ProcGroup, bin_path: Path, tmp_path: Path, target,
                    out: Path, *, name: str = "tfs-dl", peers: Sequence[str] = (),
                    port: int = 0, upload_limit: Optional[str] = None,
                    download_limit: Optional[str] = None, seed: bool = False,
-                   verbose: str = "-v"):
+                   verbose: str = "-v", extra: Sequence[str] = ()):
     out.mkdir(parents=True, exist_ok=True)
     state = tmp_path / f"state-{name}"
     state.mkdir(parents=True, exist_ok=True)
-    cmd = [bin_path, "download", target, "-o", out, "--port", port, "--state", state]
+    cmd = [bin_path, "download", target, "-o", out, "--port", port, "--state", state, *extra]
     for p in peers:
         cmd += ["--peer", p]
     if upload_limit:
