@@ -124,7 +124,8 @@ public final class UTPEndpoint<Address: Hashable & Sendable> {
         if let existing = sockets[key] {
             // A retransmitted SYN gets the same STATE; another SYN on a live id is a
             // collision or stale, and dropped.
-            guard existing.sendID == syn.connectionID, existing.state != .synSent else {
+            guard existing.sendID == syn.connectionID, existing.synSeq == syn.seq,
+                  existing.state != .synSent else {
                 return drop(.refusedSyn, "colliding SYN")
             }
             existing.receive(syn, now: now)

@@ -207,6 +207,26 @@ struct UTPEndpointTests {
         #expect(link.b.halfOpenCount == 0 && link.b.count == 1)
     }
 
+    @Test("a retransmitted SYN gets the same answer; another SYN on a live connection id is refused")
+    func synCollision() throws {
+        let link = UTPLink(seed: 22)
+        _ = UTPSocketTests.transfer(link, count: 5000, seed: 1)
+        let socket = try #require(link.socket("b"))
+        let syn = UTPPacket(kind: .syn, connectionID: socket.sendID, seq: socket.synSeq)
+        #expect(link.b.receive(syn.encoded, from: "a", bufferSize: 65536, now: link.now) == .connection(link.keys["b"]!))
+        let answer = try UTPPacket.decode(try #require(socket.takeDatagrams().last))
+        #expect(answer.kind == .state && answer.connectionID == socket.sendID)
+        let other = UTPPacket(kind: .syn, connectionID: socket.sendID, seq: socket.synSeq &+ 9)
+        #expect(link.b.receive(other.encoded, from: "a", bufferSize: 65536, now: link.now) == .dropped(.refusedSyn))
+        #expect(socket.takeDatagrams().isEmpty && socket.state == .connected)
+        // A dial never picks an id next to one in use with that peer.
+        for _ in 0..<200 {
+            let key = try #require(link.a.connect(to: "b", now: link.now))
+            #expect(abs(Int(key.recvID) - Int(link.keys["a"]!.recvID)) > 1 || key == link.keys["a"]!)
+            if key != link.keys["a"]! { link.a.remove(key) }
+        }
+    }
+
     @Test("garbage and bogus connection ids are dropped; DATA for no connection gets a RESET")
     func strangers() throws {
         let link = UTPLink(seed: 21)
