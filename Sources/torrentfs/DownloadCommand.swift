@@ -166,7 +166,7 @@ struct NetworkOptions: ParsableArguments {
     @Option(help: "The mainline DHT (BEP 5) for public torrents: on or off.")
     var dht: OnOff = .on
 
-    @Option(help: "uTP (BEP 29) beside TCP: on (dial uTP first, TCP after 500 ms) or off (TCP only).")
+    @Option(help: "uTP (BEP 29) beside TCP: on (dial uTP, and TCP 25 ms later; the first to connect is used) or off (TCP only).")
     var utp: OnOff = .on
 
     @Option(help: "Message stream encryption of peer connections: prefer (encrypted first, plaintext on failure), require or off.")

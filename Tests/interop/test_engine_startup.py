@@ -58,10 +58,10 @@ def test_tracker_peers_are_dialed_at_once(content, tmp_path, procs, torrentfs_bi
         torrent = tmp_path / "data.torrent"
         torrentfs_create(torrentfs_bin, content.root, torrent, trackers=[tracker.url])
         for index in range(DOWNLOADS):
-            # TCP only: this measures how soon a tracker's peers are dialed; with uTP on, the
-            # first attempt is a uTP SYN and TCP follows 500 ms later (test_utp.py covers that).
+            # Defaults (uTP on): the listener speaks only TCP, so its dial is the raced one,
+            # 25 ms behind the unanswered uTP SYN.
             dl = start_download(procs, torrentfs_bin, tmp_path, torrent, tmp_path / f"out{index}",
-                                name=f"tfs-dl{index}", port=free_port(), extra=["--utp", "off"])
+                                name=f"tfs-dl{index}", port=free_port())
             deadline = time.monotonic() + 20
             while (len(listeners) <= index or listeners[index].accepted_at is None) and time.monotonic() < deadline:
                 time.sleep(0.02)

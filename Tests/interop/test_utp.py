@@ -147,7 +147,7 @@ def test_two_torrentfs_over_utp(tmp_path, procs, torrentfs_bin, mounter):
 @pytest.mark.parametrize("transport", ["utp", "tcp"])
 def test_peer_reachable_over_one_transport_connects_within_2s(transport, tmp_path, procs,
                                                               torrentfs_bin):
-    """uTP first, TCP after 500 ms: a seeder speaking only one of them accepts our
+    """uTP and TCP raced (TCP 25 ms behind): a seeder speaking only one of them accepts our
     connection within 2 s of starting the download (libtorrent's clock and ours are
     both CLOCK_MONOTONIC)."""
     root = make_content(tmp_path)

@@ -4,18 +4,20 @@ import NIOCore
 /// uTP in the engine: the service on the UDP port, accepted uTP connections, and the
 /// outgoing strategy.
 ///
-/// Outgoing: uTP first, TCP as a quick fallback. A SYN goes out at once; if the uTP
-/// handshake has not completed within `UTPService.dialTimeout` (500 ms), or the peer
-/// refuses it (RESET), the peer is dialed over TCP. A peer that speaks both is connected
-/// over uTP in one round trip; a TCP-only peer costs at most half a second more; a
-/// uTP-only peer is connected over uTP. With `utp` off, TCP only and uTP SYNs unanswered.
+/// Outgoing: uTP and TCP raced, uTP with a head start (`DialRace`). A SYN goes out at
+/// once; TCP is dialed `DialRace.tcpHeadStart` (25 ms) later, or at once if uTP is
+/// refused; the first transport to connect carries the connection and the other is
+/// abandoned. A peer that speaks both and answers uTP within the head start is connected
+/// over uTP; a TCP-only peer costs 25 ms more than a TCP-only dial; a uTP-only peer is
+/// connected over uTP. With `utp` off (the way to prefer TCP), TCP only and uTP SYNs
+/// unanswered.
 extension Engine {
     func startUTP(on port: UDPPort) {
         guard configuration.utp else { return }
         utp = UTPService(engine: self, port: port, accepting: true)
     }
 
-    /// Dials `address` for `torrent`: over uTP first when on, else (or on failure) TCP.
+    /// Dials `address` for `torrent`: uTP and TCP raced when uTP is on, else TCP.
     func connect(_ address: PeerAddress, for torrent: Torrent) {
         loop.assertInEventLoop()
         guard !stopped else { return }
@@ -24,9 +26,14 @@ extension Engine {
             connectTCP(address, for: torrent)
             return
         }
-        utp.dial(target) { [self] result in
+        let race = DialRace()
+        let key = utp.dial(target) { [self] result in
             switch result {
             case .success(let transport):
+                guard race.claim(.utp) else {
+                    transport.close()
+                    return
+                }
                 guard !stopped, !torrent.isStopped else {
                     transport.close()
                     torrent.connectFailed(address)
@@ -38,10 +45,35 @@ extension Engine {
                 channelActive(connection)
                 connection.flush()
             case .failure(let error):
-                logger.debug("uTP dial failed, trying TCP", metadata: ["peer": "\(address)", "error": "\(error)"])
-                guard !stopped else { return }
-                connectTCP(address, for: torrent)
+                logger.debug("uTP dial failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+                if race.fail(.utp) {
+                    torrent.connectFailed(address)
+                } else if race.startTCP() {
+                    connectTCP(address, for: torrent, racing: race)
+                }
             }
+        }
+        if let key { race.cancelUTP = { utp.cancelDial(key) } }
+        loop.scheduleTask(in: DialRace.tcpHeadStart) { [self] in
+            guard !stopped, race.startTCP() else { return }
+            connectTCP(address, for: torrent, racing: race)
+        }
+    }
+
+    /// The TCP side of a raced dial: the peer pipeline is built only if TCP connects first.
+    private func connectTCP(_ address: PeerAddress, for torrent: Torrent, racing race: DialRace) {
+        dialer.dial(address) { [self] channel in
+            race.tcpChannel = channel
+            let gate = DialGate(race: race, setUp: { [self] channel in
+                let encrypted = encryption.encryptFirst(address, policy: configuration.encryption)
+                try setUpOutgoing(channel, to: address, for: torrent, encrypted: encrypted, retry: false)
+            }, setUpFailed: { _ in torrent.connectFailed(address) })
+            try channel.pipeline.syncOperations.addHandler(gate)
+        }
+        .whenComplete { [self] result in
+            guard case .failure(let error) = result else { return }
+            logger.debug("connect failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+            if race.fail(.tcp) { torrent.connectFailed(address) }
         }
     }
 

@@ -38,7 +38,7 @@ public struct SessionConfiguration: Sendable {
     /// Seconds a mapping (NAT-PMP or UPnP) is asked for (renewed halfway through).
     public var portMappingLease = 7200
     /// uTP (BEP 29) on the UDP port: incoming uTP connections accepted, outgoing ones
-    /// tried over uTP first with a quick TCP fallback. Off: TCP only.
+    /// raced over uTP and TCP (uTP 25 ms ahead; see `DialRace`). Off: TCP only.
     public var utp = true
     /// Message stream encryption (MSE/PE) of peer connections; see `EncryptionPolicy`.
     public var encryption = EncryptionPolicy.prefer

@@ -11,7 +11,7 @@ import NIOCore
 final class UTPService: @unchecked Sendable {
     typealias Key = UTPEndpoint<SocketAddress>.Key
 
-    /// A dial that has not connected by then gives way to TCP.
+    /// A dial that has not connected by then fails.
     static let dialTimeout = TimeAmount.milliseconds(500)
     /// Loopback carries datagrams up to 64 KiB; we read any UDP payload whole (our
     /// receive buffer, `UDPPort.receiveBufferSize`, is larger than the largest).
@@ -85,23 +85,33 @@ final class UTPService: @unchecked Sendable {
 
     /// Dials `address` over uTP; `completion` runs once: with the transport when the
     /// handshake completes, or with an error (refused, timed out, `dialTimeout` passed).
-    func dial(_ address: SocketAddress, completion: @escaping (Result<UTPTransport, Error>) -> Void) {
+    /// Returns the dial's key (for `cancelDial`), nil if it failed at once.
+    @discardableResult
+    func dial(_ address: SocketAddress, completion: @escaping (Result<UTPTransport, Error>) -> Void) -> Key? {
         guard let key = endpoint.connect(to: address, now: Engine.now()) else {
             completion(.failure(EngineError.listenFailed("uTP connection table full")))
-            return
+            return nil
         }
         dials[key] = completion
         service(key)
         port.flush()
         rescheduleTimer()
         loop.scheduleTask(in: Self.dialTimeout) { [self] in
-            guard let pending = dials.removeValue(forKey: key) else { return }
-            endpoint.socket(key)?.reset(now: Engine.now())
-            service(key)
-            endpoint.remove(key)
-            port.flush()
+            guard let pending = dials[key] else { return }
+            cancelDial(key)
             pending(.failure(UTPDialError.timedOut))
         }
+        return key
+    }
+
+    /// Abandons a dial still waiting for its handshake (a RESET goes out); its completion
+    /// never runs. Nothing happens if it already completed.
+    func cancelDial(_ key: Key) {
+        guard dials.removeValue(forKey: key) != nil else { return }
+        endpoint.socket(key)?.reset(now: Engine.now())
+        service(key)
+        endpoint.remove(key)
+        port.flush()
     }
 
     func flush(_ key: Key) {
