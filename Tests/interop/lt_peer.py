@@ -85,6 +85,8 @@ def peer_json(p) -> dict:
         # MSE: the stream is RC4 / only the handshake was encrypted.
         "rc4": bool(p.flags & lt.peer_info.rc4_encrypted),
         "obfuscated": bool(p.flags & lt.peer_info.plaintext_encrypted),
+        # peer_info::utp_socket (1 << 17 in libtorrent 2.0; the Python binding lacks the name).
+        "utp": bool(p.flags & (1 << 17)),
         "up": int(p.total_upload),
         "down": int(p.total_download),
     }

@@ -1,18 +1,22 @@
 import BitTorrent
 import NIOCore
 
-/// Message stream encryption in the engine (TCP): the handler under each connection's
-/// pipeline, and the outgoing strategy of `EncryptionMemory` (prefer: encrypted first,
+/// Message stream encryption in the engine: the handler under each TCP connection's
+/// pipeline (uTP connections carry the same `MSEStream` in their transport), the redial
+/// after a failed encrypted attempt (over the transport that failed), and the outgoing strategy of `EncryptionMemory` (prefer: encrypted first,
 /// plaintext at once on failure, remembered per address; require: encrypted only, one
 /// retry with a fresh key).
 extension Engine {
     /// Puts the MSE handler at the bottom of an accepted connection's pipeline: it tells a
     /// plaintext handshake from an encrypted one and applies the policy.
     func addIncomingEncryption(to channel: Channel) throws {
-        let handler = MSEHandler(incoming: configuration.encryption) { [weak self] key in
-            self?.torrents.first { !$0.value.isStopped && MSEHandshake.torrentKey($0.key) == key }?.key
-        }
+        let handler = MSEHandler(incoming: configuration.encryption) { [weak self] in self?.torrent(forMSEKey: $0) }
         try channel.pipeline.syncOperations.addHandler(handler)
+    }
+
+    /// The running torrent whose HASH('req2', info hash) is `key` (an incoming MSE handshake's).
+    func torrent(forMSEKey key: Digest20) -> InfoHash? {
+        torrents.first { !$0.value.isStopped && MSEHandshake.torrentKey($0.key) == key }?.key
     }
 
     /// Builds a dialed TCP connection's pipeline: an MSE initiator at the bottom when
@@ -44,6 +48,10 @@ extension Engine {
         else { return false }
         let address = connection.address
         logger.debug("redialing", metadata: ["peer": "\(address)", "encrypted": "\(encrypted)"])
+        if connection.transport is UTPTransport {
+            connectUTP(address, for: torrent, encrypted: encrypted)
+            return true
+        }
         dialer.dial(address) { [self] channel in
             try setUpOutgoing(channel, to: address, for: torrent, encrypted: encrypted, retry: true)
         }

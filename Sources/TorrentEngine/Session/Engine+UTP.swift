@@ -21,8 +21,7 @@ extension Engine {
     func connect(_ address: PeerAddress, for torrent: Torrent) {
         loop.assertInEventLoop()
         guard !stopped else { return }
-        // uTP carries no MSE yet: with encryption required, TCP only.
-        guard let utp, configuration.encryption != .require, let target = try? SocketAddress(ipAddress: address.host, port: Int(address.port)) else {
+        guard let utp, let target = try? SocketAddress(ipAddress: address.host, port: Int(address.port)) else {
             connectTCP(address, for: torrent)
             return
         }
@@ -34,16 +33,8 @@ extension Engine {
                     transport.close()
                     return
                 }
-                guard !stopped, !torrent.isStopped else {
-                    transport.close()
-                    torrent.connectFailed(address)
-                    return
-                }
-                let connection = PeerConnection(id: makeID(), transport: transport, incoming: false, address: address)
-                connection.torrent = torrent
-                transport.connection = connection
-                channelActive(connection)
-                connection.flush()
+                let encrypted = encryption.encryptFirst(address, policy: configuration.encryption)
+                startOutgoing(transport, to: address, for: torrent, encrypted: encrypted, retry: false)
             case .failure(let error):
                 logger.debug("uTP dial failed", metadata: ["peer": "\(address)", "error": "\(error)"])
                 if race.fail(.utp) {
@@ -58,6 +49,41 @@ extension Engine {
             guard !stopped, race.startTCP() else { return }
             connectTCP(address, for: torrent, racing: race)
         }
+    }
+
+    /// Dials `address` over uTP only (a redial after a failed encrypted handshake on uTP).
+    func connectUTP(_ address: PeerAddress, for torrent: Torrent, encrypted: Bool) {
+        guard let utp, let target = try? SocketAddress(ipAddress: address.host, port: Int(address.port)) else {
+            torrent.connectFailed(address)
+            return
+        }
+        utp.dial(target) { [self] result in
+            switch result {
+            case .success(let transport):
+                startOutgoing(transport, to: address, for: torrent, encrypted: encrypted, retry: true)
+            case .failure:
+                encryption.dialFailed(address)
+                torrent.connectFailed(address)
+            }
+        }
+    }
+
+    /// A dialed uTP connection is up: the peer connection on it, encrypted when asked
+    /// (`retry`: it follows a failed encrypted attempt).
+    private func startOutgoing(_ transport: UTPTransport, to address: PeerAddress, for torrent: Torrent,
+                               encrypted: Bool, retry: Bool) {
+        guard !stopped, !torrent.isStopped else {
+            transport.close()
+            torrent.connectFailed(address)
+            return
+        }
+        let connection = PeerConnection(id: makeID(), transport: transport, incoming: false, address: address)
+        connection.torrent = torrent
+        transport.connection = connection
+        encryption.dialing(connection.id, address, encrypted: encrypted, retry: retry)
+        if encrypted { transport.encrypt(initiatorFor: torrent.infoHash, policy: configuration.encryption) }
+        channelActive(connection)
+        connection.flush()
     }
 
     /// The TCP side of a raced dial: the peer pipeline is built only if TCP connects first.
@@ -79,14 +105,14 @@ extension Engine {
 
     /// A uTP connection a peer opened (its first DATA arrived); false if refused.
     func acceptUTP(_ transport: UTPTransport) -> Bool {
-        guard !stopped, configuration.encryption != .require, connections.count < configuration.maxConnections
-        else { return false }
+        guard !stopped, connections.count < configuration.maxConnections else { return false }
         let remote = transport.remoteAddress
         let host = Engine.unmapped(remote?.ipAddress ?? "?")
         if configuration.blocklist.isBlocked(host) { return false }
         let connection = PeerConnection(id: makeID(), transport: transport, incoming: true,
                                         address: PeerAddress(host: host, port: UInt16(remote?.port ?? 0)))
         transport.connection = connection
+        transport.detectEncryption(policy: configuration.encryption) { [weak self] in self?.torrent(forMSEKey: $0) }
         channelActive(connection)
         return true
     }

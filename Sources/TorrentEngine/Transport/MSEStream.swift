@@ -87,6 +87,10 @@ struct MSEStream {
         if decryptor != nil { buffer.withUnsafeMutableReadableBytes { decryptor!.apply($0) } }
     }
 
+    mutating func decrypt(_ bytes: inout [UInt8]) {
+        if decryptor != nil { decryptor!.apply(&bytes) }
+    }
+
     /// Outbound bytes once established: encrypted in place when RC4 was selected.
     mutating func encrypt(_ buffer: inout ByteBuffer) {
         if encryptor != nil { buffer.withUnsafeMutableReadableBytes { encryptor!.apply($0) } }
