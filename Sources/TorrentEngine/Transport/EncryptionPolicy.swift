@@ -8,8 +8,8 @@ public enum EncryptionPolicy: String, Sendable, CaseIterable, CustomStringConver
     /// Incoming: both kinds taken; after an encrypted handshake, plaintext chosen when
     /// offered (as libtorrent does by default: RC4 halves loopback throughput), else RC4.
     case prefer
-    /// Encrypted handshakes with RC4 only, both ways; plaintext peers are refused (and
-    /// uTP, which carries no MSE here yet, is not used).
+    /// Encrypted handshakes with RC4 only, both ways, over TCP and uTP; plaintext peers
+    /// are refused.
     case require
 
     public var description: String { rawValue }
