@@ -4,13 +4,19 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// Maps the listen port (TCP and UDP) on the IPv4 default gateway with NAT-PMP and, if
-/// that fails (or NAT-PMP is off), with UPnP IGD (`UPnPMapper`); keeps the mappings
-/// renewed, and deletes them at shutdown. `NATPMPClient` decides for NAT-PMP; this class
-/// owns its socket and timer. Confined to the engine's event loop.
+/// Maps the listen port (TCP and UDP) on the IPv4 default gateway with NAT-PMP and UPnP
+/// IGD (`UPnPMapper`); keeps the mappings renewed, and deletes them at shutdown.
+/// NAT-PMP goes first; UPnP starts when NAT-PMP has had no answer within
+/// `upnpHeadStart`, fails, or is off. The first to map wins: a NAT-PMP mapping stops UPnP
+/// (deleting what it mapped), a UPnP mapping abandons NAT-PMP's retries. `NATPMPClient`
+/// decides for NAT-PMP; this class owns its socket and timer. Confined to the engine's
+/// event loop.
 final class PortMapper: @unchecked Sendable {
     /// How long shutdown waits for the gateway to confirm the deletions.
     static let stopTimeout = TimeAmount.seconds(1)
+    /// A NAT-PMP gateway answers within a round trip (~20 ms measured); without an answer
+    /// by then, UPnP runs alongside instead of after NAT-PMP's last retry (~4 s later).
+    static let upnpHeadStart = TimeAmount.milliseconds(250)
 
     private let loop: EventLoop
     private let logger: Logger
@@ -23,6 +29,10 @@ final class PortMapper: @unchecked Sendable {
     private var channel: Channel?
     private var wakeup: Scheduled<Void>?
     private var stopped: EventLoopPromise<Void>?
+    /// The gateway answered NAT-PMP (a mapping or an error).
+    private var natpmpAnswered = false
+    /// UPnP mapped first: NAT-PMP's retries stopped, its answers ignored.
+    private var natpmpAbandoned = false
     private(set) var status: PortMappingStatus
 
     private init(loop: EventLoop, logger: Logger, gateway: SocketAddress?, listenPort: UInt16, lease: Int,
@@ -74,9 +84,13 @@ final class PortMapper: @unchecked Sendable {
                 case .success(let channel):
                     mapper.channel = channel
                     mapper.perform(mapper.client.start(now: Engine.now()))
+                    loop.scheduleTask(in: upnpHeadStart) {
+                        if !mapper.natpmpAnswered { mapper.startUPnP(reason: "no NAT-PMP answer yet") }
+                    }
                 case .failure(let error):
                     mapper.status.error = "no socket: \(error)"
                     logger.warning("port mapping: no socket", metadata: ["error": "\(error)"])
+                    mapper.fallBackToUPnP()
                 }
             }
         return mapper
@@ -84,7 +98,9 @@ final class PortMapper: @unchecked Sendable {
 
     private func received(_ bytes: [UInt8], from sender: SocketAddress) {
         // Only the gateway's port 5351 speaks for the gateway (RFC 6886 §3.1).
-        guard sender.ipAddress == gateway?.ipAddress, sender.port == NATPMPMessage.serverPort else { return }
+        guard !natpmpAbandoned, sender.ipAddress == gateway?.ipAddress, sender.port == NATPMPMessage.serverPort
+        else { return }
+        natpmpAnswered = true
         perform(client.received(bytes, now: Engine.now()))
     }
 
@@ -99,6 +115,7 @@ final class PortMapper: @unchecked Sendable {
                 status.externalAddress = address
                 logger.info("port mapping: external address", metadata: ["address": "\(address)"])
             case .mapped(let transport, let port, let lifetime, let renewal):
+                if !renewal { stopUPnP() }
                 record(transport, port: port, lifetime: Int(lifetime), renewal: renewal)
             case .unmapped(let transport):
                 record(transport, port: nil, lifetime: nil, renewal: false)
@@ -138,20 +155,49 @@ final class PortMapper: @unchecked Sendable {
     private func schedule() {
         wakeup?.cancel()
         wakeup = nil
-        guard let next = client.nextTimeout else { return }
+        guard !natpmpAbandoned, let next = client.nextTimeout else { return }
         wakeup = loop.scheduleTask(deadline: NIODeadline.uptimeNanoseconds(UInt64(max(next, 0)))) { [self] in
             wakeup = nil
             perform(client.tick(now: Engine.now()))
         }
     }
 
+    /// NAT-PMP failed or is off: UPnP is the method (started if not yet).
     private func fallBackToUPnP() {
-        guard upnp == nil, let startUPnP else { return }
+        guard startUPnP != nil else { return }
         status.method = "upnp"
         status.error = nil
+        startUPnP(reason: "NAT-PMP failed or off")
+    }
+
+    /// Starts UPnP alongside NAT-PMP (or after it); once only.
+    private func startUPnP(reason: String) {
+        guard upnp == nil, stopped == nil, let startUPnP else { return }
+        logger.debug("port mapping: UPnP starts", metadata: ["reason": "\(reason)"])
         let mapper = startUPnP()
         upnp = mapper
         mapper.start()
+    }
+
+    /// NAT-PMP mapped: UPnP, if it ran alongside, stops and deletes what it mapped.
+    private func stopUPnP() {
+        guard let upnp else { return }
+        self.upnp = nil
+        status.method = "natpmp"
+        status.error = nil
+        _ = upnp.stop()
+    }
+
+    /// UPnP mapped first: NAT-PMP (never answered, or failed) stops retrying.
+    private func abandonNATPMP() {
+        guard !natpmpAbandoned, client.mappings.isEmpty else { return }
+        natpmpAbandoned = true
+        status.method = "upnp"
+        status.error = nil
+        wakeup?.cancel()
+        wakeup = nil
+        channel?.close(promise: nil)
+        channel = nil
     }
 
     private func upnpReported(_ action: UPnPClient.Action) {
@@ -159,11 +205,12 @@ final class PortMapper: @unchecked Sendable {
         case .externalAddress(let address):
             status.externalAddress = address
         case .mapped(let transport, let port, let lease, let renewal):
+            if !renewal { abandonNATPMP() }
             record(transport, port: port, lifetime: lease, renewal: renewal)
         case .unmapped(let transport):
             record(transport, port: nil, lifetime: nil, renewal: false)
         case .failed(let reason):
-            status.error = reason
+            if status.method == "upnp" { status.error = reason }
             logger.info("port mapping: UPnP failed", metadata: ["reason": "\(reason)"])
         case .search, .fetch, .soap:
             break
