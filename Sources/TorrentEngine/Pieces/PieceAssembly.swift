@@ -37,7 +37,7 @@ struct PieceAssembly: Sendable {
         let piece = range.piece.value
         // Taken out of the table while written to: a copy of the piece per block otherwise.
         var attempt = assembling.removeValue(forKey: piece)
-            ?? Attempt(bytes: [UInt8](repeating: 0, count: lengths.pieceSize(range.piece)),
+            ?? Attempt(bytes: Self.unfilled(lengths.pieceSize(range.piece)),
                        senders: [BlockSender?](repeating: nil, count: lengths.blockCount(range.piece)))
         attempt.bytes.withUnsafeMutableBytes { target in
             target.baseAddress!.advanced(by: range.begin).copyMemory(from: data.baseAddress!, byteCount: data.count)
@@ -46,6 +46,13 @@ struct PieceAssembly: Sendable {
         if complete { return attempt }
         assembling[piece] = attempt
         return nil
+    }
+
+    /// A piece buffer left as allocated: every byte is written by a block before the piece
+    /// is complete, and a piece is trusted only after its hash check, so zeroing it first
+    /// (a memset of every downloaded byte) buys nothing.
+    static func unfilled(_ count: Int) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
     /// The attempt failed its hash check: the peer to ban if it alone sent the piece;

@@ -89,7 +89,7 @@ extension Torrent {
         isStopped = true
         announcer?.stop()
         for peer in peers.values { peer.close(.shutdown) }
-        for seed in webSeeds.values { seed.drop() }
+        for seed in webSeeds.values { seed.drop(nil) }
         let waiters = completionWaiters
         completionWaiters = [:]
         waiters.values.forEach { $0.fail(TorrentFailure(message: "stopped")) }

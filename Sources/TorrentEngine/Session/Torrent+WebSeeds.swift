@@ -47,7 +47,7 @@ extension Torrent {
     func webSeedSentBadData(_ seed: WebSeed) {
         seed.badPieces += 1
         seed.failed("data that failed the hash check")
-        if seed.badPieces >= WebSeed.maxBadPieces { seed.drop() }
+        if seed.badPieces >= WebSeed.maxBadPieces { seed.drop("\(seed.badPieces) pieces failed the hash check") }
         for piece in assembly.dropPieces(from: seed.id) {
             if let index = metainfo?.info.lengths.piece(piece) { picker?.pieceFailed(index) }
         }

@@ -173,16 +173,17 @@ final class WebSeed: BlockSource, @unchecked Sendable {
         retryAt = Engine.now() + min(Self.maxBackoffSeconds, Int64(1) << min(failures, 6)) * 1_000_000_000
         torrent?.logger.warning("web seed failed", metadata: ["url": "\(url)", "error": "\(reason)",
                                                               "failures": "\(failures)"])
-        if failures >= Self.maxFailures { drop() }
+        if failures >= Self.maxFailures { drop("\(failures) failures in a row") }
     }
 
     /// Stops using the seed: requests under way are cancelled, their blocks given back.
-    func drop() {
+    /// `reason` is logged as a warning; nil when the torrent stops (nothing went wrong).
+    func drop(_ reason: String?) {
         guard !isDropped else { return }
         isDropped = true
         for task in tasks.values { task.cancel() }
         tasks = [:]
-        torrent?.logger.warning("web seed dropped", metadata: ["url": "\(url)"])
+        if let reason { torrent?.logger.warning("web seed dropped", metadata: ["url": "\(url)", "reason": "\(reason)"]) }
     }
 
     /// One run: its blocks not delivered yet (in order), the segments left, the bytes
