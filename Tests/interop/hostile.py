@@ -37,6 +37,19 @@ Modes (``variant`` picks the flavour):
     bad_bitfield    a bitfield one byte short ("short"), one byte long
                     ("long"), or of the right length with spare bits set
                     ("spare_bits")
+    mute            (uTP only) stops acking right after the message that makes
+                    our client send it data: as a seeder ("" variant) after its
+                    bitfield + unchoke (our requests go unacked), as a leecher
+                    ("leecher") after its requests (our blocks go unacked); from
+                    then on it sends nothing at all (no acks, no data) and only
+                    counts and reads what our client sends
+
+Transports (``transport``): "tcp" listens on a TCP port (an MSE handshake is
+taken as well as a plaintext one); "utp" listens on a UDP port only (BEP 29,
+utp_peer.py), and holds the TCP port of the same number bound but not listening,
+so a TCP dial to it is refused and nothing else can take it: our client can only
+reach it over uTP. ``dial(addr)`` makes the peer connect to our client instead
+(over its transport), and behave as it does on accepted connections.
 """
 
 from __future__ import annotations
@@ -58,6 +71,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mse_peer
+import utp_peer
 
 BLOCK = 16 * 1024
 PSTR = b"\x13BitTorrent protocol"
@@ -74,7 +88,8 @@ MSG_NAMES = {0: "choke", 1: "unchoke", 2: "interested", 3: "not_interested", 4: 
 OUR_UT_METADATA = 3
 
 MODES = ("honest", "corrupt", "oversized", "bad_index", "unrequested",
-         "lying_metadata", "bad_bitfield")
+         "lying_metadata", "bad_bitfield", "mute")
+TRANSPORTS = ("tcp", "utp")
 
 
 # ---------------------------------------------------------------------------
@@ -275,8 +290,10 @@ class PeerClosed(Exception):
 @dataclasses.dataclass
 class ConnLog:
     index: int
-    outgoing: bool  # we dialed (ban check) rather than accepted
+    outgoing: bool  # we dialed (ban check, or ``dial``) rather than accepted
     opened_at: float
+    transport: str = "tcp"  # "tcp" or "utp": what the connection ran over
+    local_port: int = 0  # our end's port (what our client sees of an outgoing connection)
     handshake_ok: bool = False
     mse: bool = False  # the handshake came encrypted (MSE, plaintext stream after it)
     remote_extensions: bool = False
@@ -294,7 +311,7 @@ class ConnLog:
     error: str = ""
 
     def __repr__(self):  # compact, for assertion messages
-        return (f"ConnLog(#{self.index} out={self.outgoing} hs={self.handshake_ok} mse={self.mse} "
+        return (f"ConnLog(#{self.index} {self.transport} out={self.outgoing} hs={self.handshake_ok} mse={self.mse} "
                 f"rx={self.received[:12]}{'...' if len(self.received) > 12 else ''} "
                 f"req={self.requests} pieces={sorted(self.served_pieces)[:10]} "
                 f"md_req={self.metadata_requests} md_served={self.metadata_served} "
@@ -351,9 +368,12 @@ class _Conn:
 class HostilePeer:
     def __init__(self, torrent: TorrentFile, mode: str, variant: str = "",
                  reconnect_to: Optional[Tuple[str, int]] = None,
-                 unrequested_pieces: int = 4):
+                 unrequested_pieces: int = 4, transport: str = "tcp"):
         assert mode in MODES, mode
+        assert transport in TRANSPORTS, transport
+        assert mode != "mute" or transport == "utp", "mute is a uTP behaviour"
         self.t = torrent
+        self.transport = transport
         self.mode = mode
         self.variant = variant
         self.reconnect_to = reconnect_to
@@ -364,13 +384,48 @@ class HostilePeer:
         self._stop = threading.Event()
         self._threads: List[threading.Thread] = []
         self._socks: List[socket.socket] = []
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
+        self._muxes: List[utp_peer.UtpMux] = []
+        # The uTP connection behind each ConnLog (by index), for the tests' checks.
+        self.utp_conns: Dict[int, utp_peer.UtpConnection] = {}
+        if transport == "tcp":
+            self._listener = socket.socket()
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind(("127.0.0.1", 0))
+            self._listener.listen(16)
+            self._listener.settimeout(0.2)
+            self.port = self._listener.getsockname()[1]
+            self.mux = None
+        else:
+            self.mux, self._listener = self._utp_listener()
+            self._muxes.append(self.mux)
+            self.port = self.mux.port
         self.reconnect_attempted = False
+
+    @staticmethod
+    def _utp_listener() -> Tuple[utp_peer.UtpMux, socket.socket]:
+        """A UDP port for uTP, and the TCP port of the same number bound but not
+        listening (TCP dials to it are refused; nobody else can listen there)."""
+        for _ in range(50):
+            mux = utp_peer.UtpMux("127.0.0.1", 0, accepting=True)
+            guard = socket.socket()
+            try:
+                guard.bind(("127.0.0.1", mux.port))
+            except OSError:
+                guard.close()
+                mux.close()
+                continue
+            return mux, guard
+        raise RuntimeError("no port free for both UDP and TCP")
+
+    def tcp_refused(self) -> bool:
+        """Whether a TCP dial to our port is refused (true for a uTP-only peer)."""
+        if self.transport == "tcp":
+            return False  # (and a test connection would be logged as a peer)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+                return False
+        except ConnectionRefusedError:
+            return True
 
     # -- lifecycle --
 
@@ -387,6 +442,8 @@ class HostilePeer:
                 pass
         for th in self._threads:
             th.join(timeout=5)
+        for mux in self._muxes:
+            mux.close()
 
     def __enter__(self):
         return self.start()
@@ -401,7 +458,8 @@ class HostilePeer:
 
     def _new_log(self, outgoing: bool) -> ConnLog:
         with self._lock:
-            log = ConnLog(index=len(self.connections), outgoing=outgoing, opened_at=time.monotonic())
+            log = ConnLog(index=len(self.connections), outgoing=outgoing, opened_at=time.monotonic(),
+                          transport=self.transport)
             self.connections.append(log)
             return log
 
@@ -427,14 +485,51 @@ class HostilePeer:
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                sock, _ = self._listener.accept()
+                if self.mux is not None:
+                    sock = self.mux.accept(timeout=0.2)
+                else:
+                    sock, _ = self._listener.accept()
             except socket.timeout:
                 continue
             except OSError:
                 return
             self._spawn(self._serve, sock, self._new_log(outgoing=False))
 
-    def _serve(self, sock: socket.socket, log: ConnLog) -> None:
+    def dial(self, addr: Tuple[str, int]) -> None:
+        """Connect to ``addr`` (over our transport) and behave there as on an accepted
+        connection (our side sends the handshake first)."""
+        self._spawn(self._dial, addr)
+
+    def _dial(self, addr: Tuple[str, int]) -> None:
+        log = self._new_log(outgoing=True)
+        try:
+            sock = self._open(addr)
+        except OSError as e:
+            log.error = f"connect: {e}"
+            log.closed_at = time.monotonic()
+            return
+        self._serve(sock, log, behave=True)
+
+    def _open(self, addr: Tuple[str, int]):
+        """A connection to addr over our transport (uTP: from a UDP port of its own,
+        as a TCP dial comes from an ephemeral port)."""
+        if self.transport == "tcp":
+            return socket.create_connection(addr, timeout=5)
+        mux = utp_peer.UtpMux("127.0.0.1", 0, accepting=False)
+        self._muxes.append(mux)
+        return mux.connect(addr, timeout=5)
+
+    def _serve(self, sock, log: ConnLog, behave: Optional[bool] = None) -> None:
+        """``behave``: run the mode's behaviour (default: on accepted connections;
+        a reconnect after a ban only checks that the ban holds)."""
+        if behave is None:
+            behave = not log.outgoing
+        if isinstance(sock, utp_peer.UtpConnection):
+            self.utp_conns[log.index] = sock
+        try:
+            log.local_port = sock.getsockname()[1]
+        except OSError:
+            pass
         self._socks.append(sock)
         sock.settimeout(0.2)
         conn = _Conn(sock, log, self._stop)
@@ -446,10 +541,10 @@ class HostilePeer:
                 self._read_handshake(conn)
                 conn.send(handshake(self.t.info_hash, self.peer_id))
             log.handshake_ok = True
-            if log.outgoing:
-                self._after_reconnect(conn)
-            else:
+            if behave:
                 self._behave(conn)
+            else:
+                self._after_reconnect(conn)
         except PeerClosed:
             log.closed_by_peer = True
         except (TimeoutError, OSError, ValueError, struct.error) as e:
@@ -468,7 +563,11 @@ class HostilePeer:
 
     def _read_handshake(self, conn: _Conn) -> None:
         hs = conn.recv_exact(1, timeout=10)
-        if hs != PSTR[:1]:
+        if hs == PSTR[:1]:
+            # A plaintext handshake, or an MSE public key that starts with the same
+            # byte (1 in 256): only the whole protocol string tells.
+            hs += conn.recv_exact(len(PSTR) - 1, timeout=10)
+        if hs != PSTR[:len(hs)]:
             # An encrypted handshake (our client's default is to try MSE first): taken
             # with plaintext selected for the stream, so every mode behaves as in clear.
             payload = mse_peer.accept(conn, hs, self.t.info_hash)
@@ -485,12 +584,12 @@ class HostilePeer:
         """Dial our client's listen port with the banned peer id."""
         log = self._new_log(outgoing=True)
         try:
-            sock = socket.create_connection(self.reconnect_to, timeout=5)
+            sock = self._open(self.reconnect_to)
         except OSError as e:
             log.error = f"connect: {e}"
             log.closed_at = time.monotonic()
             return
-        self._serve(sock, log)
+        self._serve(sock, log, behave=False)
 
     def _after_reconnect(self, conn: _Conn) -> None:
         # A banned peer id must be dropped right after the handshake; anything
@@ -545,6 +644,9 @@ class HostilePeer:
             log.misbehaved_at = time.monotonic()
             self._drain_until_closed(conn, timeout=20)
             return
+        if self.mode == "mute":
+            self._go_mute(conn, full)
+            return
         conn.send(msg(BITFIELD, full))
         if self.mode == "bad_index":
             conn.send(msg(UNCHOKE))
@@ -574,6 +676,37 @@ class HostilePeer:
             log.misbehaved_at = time.monotonic()
         conn.send(msg(UNCHOKE))
         self._message_loop(conn)
+
+    def _go_mute(self, conn: _Conn, full: bytes) -> None:
+        """Mutes the connection right after the message that makes our client send
+        data, so that data is never acknowledged. Seed ("" variant): bitfield +
+        unchoke, then mute (our client's requests go unacked). Leecher ("leecher"):
+        interested, then once unchoked the requests, then mute (our client's blocks go
+        unacked). Muted, the connection sends nothing at all until the peer is
+        stopped; what still arrives in order is read and recorded."""
+        log = conn.log
+        if self.variant == "leecher":
+            conn.send(msg(INTERESTED))
+            self._wait_for_message(conn, "unchoke", 10)
+            requests = b"".join(msg(REQUEST, struct.pack(">III", index, begin, length))
+                                for index in range(min(4, self.t.piece_count))
+                                for begin, length in self.t.blocks(index))
+            conn.send(requests)
+            log.requests += len(requests) // 17
+        else:
+            conn.send(msg(BITFIELD, full) + msg(UNCHOKE))
+        conn.sock.mute()
+        log.misbehaved_at = time.monotonic()
+        # (A block does not arrive whole: our client's window stays closed.)
+        while not self._stop.is_set():
+            self._record_messages(conn, 0.2)
+
+    def _wait_for_message(self, conn: _Conn, name: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while name not in conn.log.received and time.monotonic() < deadline:
+            self._record_messages(conn, 0.1)
+        if name not in conn.log.received:
+            raise TimeoutError(f"no {name} from our client: {conn.log.received}")
 
     def _drain_until_closed(self, conn: _Conn, timeout: float) -> None:
         """Read (and record) whatever comes until our client closes the socket."""
