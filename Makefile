@@ -60,6 +60,8 @@ bench: deps release
 	timeout 1800 $(PYTHON) bench/utp_bench.py $(RELEASE_BIN)
 	timeout 600 $(PYTHON) bench/dht_bench.py $(RELEASE_BIN)
 	timeout 900 $(PYTHON) bench/mse_download_bench.py $(RELEASE_BIN)
+	timeout 1500 $(PYTHON) bench/mse_interop_bench.py $(RELEASE_BIN)
+	timeout 600 $(PYTHON) bench/connect_bench.py $(RELEASE_BIN)
 
 # mount(8) looks for helpers in /sbin: `mount -t torrentfs torrentfs /mnt/t` and fstab lines
 # run /sbin/mount.torrentfs, a link to the binary (it picks the mount command by its name).
