@@ -61,6 +61,14 @@ def wait_port(port, timeout=30):
     return False
 
 
+def refuse_tcp(port):
+    """TCP to 127.0.0.1:PORT answered with a reset (an nftables table in the bench's own
+    namespace, see isolate()): a torrentfs peer on PORT is then reachable over uTP only."""
+    rules = (f"table inet bench_refuse_{port} {{\n chain input {{\n  type filter hook input priority 0;\n"
+             f"  tcp dport {port} reject with tcp reset\n }}\n}}\n")
+    subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, timeout=10)
+
+
 def start(cmd, ready=None, timeout=30, stderr=subprocess.DEVNULL, pipe=False):
     """Starts CMD. With READY, its stdout is piped and this waits (at most TIMEOUT s) for a
     line containing READY and returns (process, that line); else it returns the process,

@@ -47,6 +47,7 @@ extension UTPSocket {
                   paceAllows(entry.payload.count) else { return }
             emit(kind: entry.kind, seq: seq, payload: entry.payload[...], now: now)
             sent.resent(seq, at: now)
+            lastResentAt = now
             retransmissions += 1
             paceCredit -= Double(entry.payload.count + UTPPacket.headerLength)
         }

@@ -93,6 +93,8 @@ public final class UTPSocket {
     var paceCredit = 0.0
     var paceUpdated: Int64
     var lastSent: Int64
+    /// When a lost packet was last sent again (round-trip samples come only from later ones).
+    var lastResentAt: Int64 = .min
     var synAttemptsMade = 0
     /// Retransmissions and timeouts so far (for tests and the status).
     public internal(set) var retransmissions = 0
@@ -202,6 +204,14 @@ public final class UTPSocket {
     }
 
     public var hasOutput: Bool { !datagrams.isEmpty || !delivered.isEmpty || !events.isEmpty }
+
+    /// The sender's state in one line, for logs (a timeout, a stall).
+    public var diagnostics: String {
+        "acked \(lastAcked) next \(seqNext) ack_nr \(ackNr) cwnd \(congestion.window) peer_wnd \(peerWindow) "
+            + "flight \(sent.flightBytes) in_ring \(sent.count) lost \(sent.lostCount) unsent \(unsentBytes) "
+            + "rtt_us \(congestion.rtt / 1000) rto_ms \(congestion.timeout / 1_000_000) timeouts \(timeouts) "
+            + "resent \(retransmissions) delay_ms \(congestion.queuingDelay / 1_000_000)"
+    }
 
     /// The window we advertise: what the reorder buffer still has room for.
     var advertisedWindow: UInt32 {

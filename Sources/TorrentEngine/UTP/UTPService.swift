@@ -25,6 +25,8 @@ final class UTPService: @unchecked Sendable {
     private var transports: [Key: UTPTransport] = [:]
     private var dials: [Key: (Result<UTPTransport, Error>) -> Void] = [:]
     private var touched = Set<Key>()
+    /// The timeout count last logged per connection (a timeout is logged once).
+    private var loggedTimeouts: [Key: Int] = [:]
     private var timer: Scheduled<Void>?
     private var timerDeadline: Int64?
 
@@ -148,6 +150,7 @@ final class UTPService: @unchecked Sendable {
                 socket.close(now: Engine.now())
                 for datagram in socket.takeDatagrams() { port.write(datagram, to: key.address) }
             case .closed(let reason):
+                loggedTimeouts[key] = nil
                 endpoint.remove(key)
                 transports.removeValue(forKey: key)?.end()
                 dials.removeValue(forKey: key)?(.failure(UTPDialError.closed(reason)))
@@ -183,7 +186,13 @@ final class UTPService: @unchecked Sendable {
             timer = nil
             timerDeadline = nil
             let now = Engine.now()
-            for key in endpoint.tick(now: now) { service(key) }
+            for key in endpoint.tick(now: now) {
+                if let socket = endpoint.socket(key), socket.timeouts > 0, socket.timeouts != loggedTimeouts[key] {
+                    loggedTimeouts[key] = socket.timeouts
+                    logger.debug("uTP retransmission timeout", metadata: ["peer": "\(key.address)", "state": "\(socket.diagnostics)"])
+                }
+                service(key)
+            }
             port.flush()
             rescheduleTimer()
         }
