@@ -146,17 +146,23 @@ def test_two_instances_require_encryption(content, tmp_path, procs, torrentfs_bi
     assert_same_tree(content, out / CONTENT_NAME, "torrentfs download")
 
 
-def test_require_refuses_a_plaintext_seeder_and_prefer_falls_back(content, tmp_path, procs,
-                                                                  torrentfs_bin):
-    torrent = tmp_path / "data.torrent"
-    torrentfs_create(torrentfs_bin, content, torrent)
-    seeder = lt_seeder(procs, content, torrent, encryption="disabled")
+def assert_require_refuses(procs, torrentfs_bin, tmp_path, torrent, seeder: LtPeer) -> None:
+    """`download --encryption require` from a plaintext-only seeder: no handshake, and the
+    download keeps waiting for a peer it can take."""
     strict = download(procs, torrentfs_bin, tmp_path, torrent, tmp_path / "strict",
                       peers=[f"127.0.0.1:{seeder.port}"], encryption="require", name="strict")
     time.sleep(REFUSAL_WINDOW)
     assert strict.poll() is None, f"the download ended while refusing its only peer\n{strict.tail()}"
     strict.stop()
     assert not our_peers(seeder), "a handshake happened with encryption required"
+
+
+def test_require_refuses_a_plaintext_seeder_and_prefer_falls_back(content, tmp_path, procs,
+                                                                  torrentfs_bin):
+    torrent = tmp_path / "data.torrent"
+    torrentfs_create(torrentfs_bin, content, torrent)
+    seeder = lt_seeder(procs, content, torrent, encryption="disabled")
+    assert_require_refuses(procs, torrentfs_bin, tmp_path, torrent, seeder)
     # The default, prefer: the encrypted try fails, the plaintext one follows at once.
     started = time.monotonic()
     dl = download(procs, torrentfs_bin, tmp_path, torrent, tmp_path / "out",

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from contextlib import contextmanager
 
 import pytest
 
 from swarm import LtPeer, assert_same_tree, torrentfs_create
-from test_engine_encryption import (CONTENT_NAME, REFUSAL_WINDOW, SLOW_RATE, TRANSFER_TIMEOUT,  # noqa: F401
+from test_engine_encryption import (CONTENT_NAME, SLOW_RATE, TRANSFER_TIMEOUT, assert_require_refuses,  # noqa: F401
                                     content, download, lt_seeder, our_peers, seed, wait_ok)
 
 
@@ -88,12 +87,7 @@ def test_require_refuses_a_plaintext_utp_seeder(content, tmp_path, procs, torren
     torrent = tmp_path / "data.torrent"
     torrentfs_create(torrentfs_bin, content, torrent)
     seeder = lt_seeder(procs, content, torrent, encryption="disabled", transport="utp")
-    strict = download(procs, torrentfs_bin, tmp_path, torrent, tmp_path / "strict",
-                      peers=[f"127.0.0.1:{seeder.port}"], encryption="require", name="strict")
-    time.sleep(REFUSAL_WINDOW)
-    assert strict.poll() is None, f"the download ended while refusing its only peer\n{strict.tail()}"
-    strict.stop()
-    assert not our_peers(seeder), "a handshake happened with encryption required"
+    assert_require_refuses(procs, torrentfs_bin, tmp_path, torrent, seeder)
     # The default, prefer: the encrypted try fails, the plaintext one follows (over uTP again).
     dl = download(procs, torrentfs_bin, tmp_path, torrent, tmp_path / "out",
                   peers=[f"127.0.0.1:{seeder.port}"], name="prefer")
