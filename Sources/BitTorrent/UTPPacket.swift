@@ -25,6 +25,11 @@ public struct UTPPacket: Hashable, Sendable {
     public static let maxSelectiveAckBytes = 128
     /// Extensions per packet at most (a real packet has one or two).
     public static let maxExtensions = 8
+    /// Extension type 2: libutp's extension bits (8 bytes, all zero here). libutp (in
+    /// transmission) takes a packet whose first extension type is 3 or more for its old
+    /// version 0 format, so our datagram-size extension never comes first: when no
+    /// selective ack leads the chain, these bits do (everyone skips them).
+    public static let extensionBitsExtension: UInt8 = 2
 
     public var kind: Kind
     public var connectionID: UInt16
@@ -56,14 +61,18 @@ public struct UTPPacket: Hashable, Sendable {
 
     /// Bytes before the payload: the header and the extensions.
     public var overhead: Int {
-        Self.headerLength + (selectiveAck.map { 2 + $0.count } ?? 0) + (datagramSize == nil ? 0 : 6)
+        Self.headerLength + (selectiveAck.map { 2 + $0.count } ?? 0)
+            + (datagramSize == nil ? 0 : selectiveAck == nil ? 16 : 6)
     }
 
     /// Appends the packet's bytes to `out`.
     public func encode(into out: inout [UInt8]) {
         var chain: [(UInt8, [UInt8])] = []
         if let mask = selectiveAck { chain.append((Self.selectiveAckExtension, mask)) }
-        if let size = datagramSize { chain.append((Self.datagramSizeExtension, Self.bytes32(size))) }
+        if let size = datagramSize {
+            if chain.isEmpty { chain.append((Self.extensionBitsExtension, [UInt8](repeating: 0, count: 8))) }
+            chain.append((Self.datagramSizeExtension, Self.bytes32(size)))
+        }
         out.reserveCapacity(out.count + overhead + payload.count)
         out.append(kind.rawValue << 4 | Self.version)
         out.append(chain.first?.0 ?? 0)

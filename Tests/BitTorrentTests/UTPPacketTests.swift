@@ -39,6 +39,16 @@ struct UTPPacketTests {
         #expect(try UTPPacket.decode(bytes) == packet)
     }
 
+    @Test("a SYN's datagram-size extension never comes first: libutp (transmission) reads a first extension type of 3 or more as its version 0")
+    func synExtensionOrder() throws {
+        let syn = UTPPacket(kind: .syn, connectionID: 9, seq: 1, datagramSize: 65507)
+        let bytes = syn.encoded
+        #expect(bytes[1] == UTPPacket.extensionBitsExtension && bytes[1] < 3)
+        #expect(Array(bytes[20..<22]) == [0x7A, 8] && Array(bytes[22..<30]) == [UInt8](repeating: 0, count: 8))
+        #expect(Array(bytes[30..<32]) == [0, 4] && bytes.count == 20 + 10 + 6 && bytes.count == syn.overhead)
+        #expect(try UTPPacket.decode(bytes) == syn)
+    }
+
     @Test("a selective ack of a length that is not whole words (libtorrent sends those) is taken")
     func oddSelectiveAck() throws {
         var bytes = UTPPacket(kind: .state, connectionID: 1, seq: 1, ack: 5).encoded
@@ -106,6 +116,8 @@ struct UTPFuzzCorpusTests {
         let bytes = [UInt8](try Data(contentsOf: file))
         guard let packet = try? UTPPacket.decode(bytes) else { return }
         #expect(try UTPPacket.decode(packet.encoded) == packet)
-        #expect(packet.overhead + packet.payload.count <= bytes.count)
+        // Our encoding may add libutp's extension bits before a leading datagram-size
+        // extension; `overhead` says exactly what ours takes.
+        #expect(packet.encoded.count == packet.overhead + packet.payload.count)
     }
 }

@@ -194,6 +194,10 @@ final class Engine: @unchecked Sendable {
             }
             connection.torrent = torrent
             connection.sendRaw(Handshake(infoHash: torrent.infoHash, peerID: configuration.peerID).encoded)
+            // Our handshake leaves on its own, before the messages that follow it:
+            // transmission over uTP reads a handshake and leaves the rest of its datagram
+            // unread until the next one arrives (up to our 60 s keep-alive).
+            connection.flush()
         } else if connection.torrent?.infoHash != handshake.infoHash {
             connection.close(.wrongInfoHash)
             return
