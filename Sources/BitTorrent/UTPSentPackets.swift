@@ -4,7 +4,8 @@ struct UTPSentPackets {
     struct Entry {
         var seq: UInt16
         var kind: UTPPacket.Kind
-        var payload: [UInt8]
+        /// A slice of what the connection wrote (shared, not copied).
+        var payload: ArraySlice<UInt8>
         var sentAt: Int64
         var transmissions: Int
         /// Acknowledged by a selective ack (not yet cumulatively).

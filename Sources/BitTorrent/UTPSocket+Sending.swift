@@ -13,13 +13,7 @@ extension UTPSocket {
         while unsentBytes > 0, !sent.isFull {
             let size = min(payloadSize, unsentBytes)
             guard sent.flightBytes + size <= window || sent.flightBytes == 0, paceAllows(size) else { break }
-            let payload = Array(pending[pendingStart..<pendingStart + size])
-            pendingStart += size
-            send(kind: .data, payload: payload, now: now)
-        }
-        if pendingStart > 0, pendingStart >= pending.count / 2 {
-            pending.removeFirst(pendingStart)
-            pendingStart = 0
+            send(kind: .data, payload: pending.take(size), now: now)
         }
         if closeRequested, unsentBytes == 0, finSeq == nil, !sent.isFull {
             finSeq = seqNext
@@ -27,10 +21,10 @@ extension UTPSocket {
         }
     }
 
-    private func send(kind: UTPPacket.Kind, payload: [UInt8], now: Int64) {
+    private func send(kind: UTPPacket.Kind, payload: ArraySlice<UInt8>, now: Int64) {
         let seq = seqNext
         seqNext &+= 1
-        emit(kind: kind, seq: seq, payload: payload[...], now: now)
+        emit(kind: kind, seq: seq, payload: payload, now: now)
         sent.insert(.init(seq: seq, kind: kind, payload: payload, sentAt: now, transmissions: 1))
         paceCredit -= Double(payload.count + UTPPacket.headerLength)
         if retransmitDeadline == nil { retransmitDeadline = now + congestion.timeout }
@@ -45,7 +39,7 @@ extension UTPSocket {
             guard let entry = sent[seq], entry.lost else { continue }
             guard sent.flightBytes + entry.payload.count <= window || sent.flightBytes == 0,
                   paceAllows(entry.payload.count) else { return }
-            emit(kind: entry.kind, seq: seq, payload: entry.payload[...], now: now)
+            emit(kind: entry.kind, seq: seq, payload: entry.payload, now: now)
             sent.resent(seq, at: now)
             lastResentAt = now
             retransmissions += 1

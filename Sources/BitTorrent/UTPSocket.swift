@@ -79,8 +79,7 @@ public final class UTPSocket {
     /// Every packet up to and including this one is acknowledged.
     var lastAcked: UInt16
     var sent = UTPSentPackets(capacity: sentCapacity)
-    var pending: [UInt8] = []
-    var pendingStart = 0
+    var pending = UTPSendBuffer()
     var peerWindow = 1 << 20
     var closeRequested = false
     /// When our FIN was acked (we wait up to `linger` for the peer's).
@@ -161,11 +160,11 @@ public final class UTPSocket {
     /// Queues bytes to send (sent as the windows allow, at the next `flush`).
     public func write(_ bytes: some Collection<UInt8>) {
         guard state != .closed, !closeRequested else { return }
-        pending.append(contentsOf: bytes)
+        pending.append(bytes)
     }
 
     /// Bytes written and not yet sent as packets.
-    public var unsentBytes: Int { pending.count - pendingStart }
+    public var unsentBytes: Int { pending.count }
 
     /// Bytes sent and not yet acknowledged.
     public var flightBytes: Int { sent.flightBytes }
@@ -224,8 +223,7 @@ public final class UTPSocket {
     func finish(_ reason: UTPCloseReason) {
         guard state != .closed else { return }
         state = .closed
-        pending = []
-        pendingStart = 0
+        pending.removeAll()
         retransmitDeadline = nil
         events.append(.closed(reason))
     }

@@ -42,7 +42,7 @@ struct MSEFuzzReplayTests {
         case 0:
             machine = responder()
         case 1:
-            var a = initiator()
+            let a = initiator()
             _ = a.start()
             machine = a
         case 2:

@@ -108,7 +108,7 @@ struct MSEHandshakeTests {
 
     @Test("every prefix of a valid exchange asks for more: no outcome, no error")
     func truncated() throws {
-        var initiator = Self.initiator(seed: 5)
+        let initiator = Self.initiator(seed: 5)
         var responder = Self.responder(seed: 6)
         let first = initiator.start()
         for cut in 0..<first.count {
