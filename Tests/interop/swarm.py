@@ -283,6 +283,21 @@ def torrentfs_create(bin_path: Path, content: Path, out: Path,
     return info
 
 
+def write_transmission_settings(config_dir: Path, **overrides) -> None:
+    """transmission-cli's settings.json for tests: no DHT, LSD, PEX, port forwarding, uTP,
+    partial-file renaming or limits, verbose messages; ``overrides`` by setting name
+    (``pex_enabled=True`` sets "pex-enabled")."""
+    settings = {
+        "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False, "utp-enabled": False,
+        "port-forwarding-enabled": False, "incomplete-dir-enabled": False, "rename-partial-files": False,
+        "blocklist-enabled": False, "speed-limit-up-enabled": False, "speed-limit-down-enabled": False,
+        "ratio-limit-enabled": False, "message-level": 3,
+    }
+    settings.update({name.replace("_", "-"): value for name, value in overrides.items()})
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "settings.json").write_text(json.dumps(settings))
+
+
 def torrentfs_info(bin_path: Path, target) -> dict:
     cmd = [str(bin_path), "info", str(target), "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import pytest
 
-import json
 import os
 import socket
 
 from swarm import (LtPeer, VethHost, assert_same_tree, free_port, make_tree, start_opentracker,
-                   torrentfs_create, wait_tcp)
+                   torrentfs_create, wait_tcp, write_transmission_settings)
 
 CONTENT_NAME = "mse-data"
 CONTENT_FILES = {"a.bin": 1_500_007, "dir/b.bin": 700_001, "c.txt": 33}
@@ -224,21 +223,11 @@ def test_download_from_aria2_requiring_encryption(content, tmp_path, procs, torr
     assert_same_tree(content, out / CONTENT_NAME, "torrentfs download")
 
 
-TRANSMISSION_SETTINGS = {
-    "dht-enabled": False, "lpd-enabled": False, "utp-enabled": False,
-    "port-forwarding-enabled": False, "pex-enabled": False,
-    "incomplete-dir-enabled": False, "rename-partial-files": False,
-    "blocklist-enabled": False, "speed-limit-up-enabled": False,
-    "speed-limit-down-enabled": False, "ratio-limit-enabled": False,
-    "message-level": 3,
-    "encryption": 2,  # required
-}
 
 
 def transmission(procs, host, tmp_path, torrent, work, port, name):
     cfg = tmp_path / f"{name}-cfg"
-    cfg.mkdir()
-    (cfg / "settings.json").write_text(json.dumps(TRANSMISSION_SETTINGS))
+    write_transmission_settings(cfg, encryption=2)  # required
     return procs.start(name, host.wrap([
         "transmission-cli", "-g", cfg, "-w", work, "-p", str(port), "-er", "-M", "-D", "-U",
         torrent]))

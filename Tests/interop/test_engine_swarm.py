@@ -19,7 +19,6 @@ Every process is bounded in time and stopped by PID at the end."""
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import time
@@ -30,7 +29,7 @@ import pytest
 
 from swarm import (LtPeer, ProcGroup, VethHost, assert_same_tree, free_port,
                    STARTUP_TIMEOUT, make_tree, start_opentracker, torrentfs_create,
-                   wait_tcp)
+                   wait_tcp, write_transmission_settings)
 
 # ~4.1 MB over five files of odd sizes, two directories deep.
 CONTENT_NAME = "swarm-data"
@@ -271,15 +270,7 @@ def test_seed_to_transmission(content, tmp_path, procs, torrentfs_bin):
     tracker.wait_registered(info["infoHash"], seeds=1)
 
     cfg = tmp_path / "transmission-cfg"
-    cfg.mkdir()
-    (cfg / "settings.json").write_text(json.dumps({
-        "dht-enabled": False, "lpd-enabled": False, "utp-enabled": False,
-        "port-forwarding-enabled": False, "pex-enabled": True,
-        "incomplete-dir-enabled": False, "rename-partial-files": False,
-        "blocklist-enabled": False, "speed-limit-up-enabled": False,
-        "speed-limit-down-enabled": False, "ratio-limit-enabled": False,
-        "message-level": 3,
-    }))
+    write_transmission_settings(cfg, pex_enabled=True)
     out = tmp_path / "tr-out"
     out.mkdir()
     tr = procs.start("transmission-cli", host.wrap([

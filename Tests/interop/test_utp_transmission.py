@@ -38,7 +38,7 @@ from typing import Dict
 import pytest
 
 from swarm import (VethHost, assert_same_tree, free_port, make_tree, start_opentracker,
-                   torrentfs_create, tree_digest)
+                   torrentfs_create, tree_digest, write_transmission_settings)
 from test_engine_swarm import start_download, wait_exit_ok
 from test_utp import start_seed
 
@@ -71,14 +71,6 @@ ENCRYPTION_CASES = [
     "preferred",
 ]
 
-TR_SETTINGS = {
-    "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False,
-    "port-forwarding-enabled": False, "utp-enabled": True,
-    "incomplete-dir-enabled": False, "rename-partial-files": False,
-    "blocklist-enabled": False, "speed-limit-up-enabled": False,
-    "speed-limit-down-enabled": False, "ratio-limit-enabled": False,
-    "message-level": 3,
-}
 
 
 @pytest.fixture
@@ -163,9 +155,7 @@ def tcp_connects_from(host: VethHost, addr: str, port: int, timeout: float) -> b
 def transmission(procs, host: VethHost, tmp_path: Path, torrent: Path, work: Path,
                  encryption: str, name: str):
     cfg = tmp_path / f"{name}-cfg"
-    cfg.mkdir()
-    (cfg / "settings.json").write_text(json.dumps(
-        {**TR_SETTINGS, "encryption": TR_ENCRYPTION[encryption]}))
+    write_transmission_settings(cfg, utp_enabled=True, encryption=TR_ENCRYPTION[encryption])
     return procs.start(name, host.wrap([
         "transmission-cli", "-g", cfg, "-w", work, "-p", TR_PORT, "-M", "-B", "-D", "-U",
         torrent]))
