@@ -5,7 +5,8 @@ import Foundation
 public enum ByteRanges: Equatable, Sendable {
     /// No `Range` header, or one to ignore (another unit, a syntax error): the whole entity.
     case whole
-    /// The satisfiable ranges, in the order asked, each within the entity.
+    /// The satisfiable ranges, each within the entity, none overlapping or touching another
+    /// (those are merged), in the order the first of each merged group was asked.
     case partial([Range<Int64>])
     /// No range overlaps the entity: 416.
     case unsatisfiable
@@ -39,7 +40,26 @@ public enum ByteRanges: Equatable, Sendable {
             }
             if start < size { ranges.append(start..<(end + 1)) }
         }
-        return ranges.isEmpty ? .unsatisfiable : .partial(ranges)
+        return ranges.isEmpty ? .unsatisfiable : .partial(coalesce(ranges))
+    }
+
+    /// Merges ranges that overlap or touch (RFC 9110 §14.2: `bytes=0-,0-,…` would otherwise
+    /// send the entity once per range), so the parts never add up to more than the entity.
+    /// Each merged range takes the place of the earliest range asked among those it covers;
+    /// the others keep their order (§14.6).
+    static func coalesce(_ ranges: [Range<Int64>]) -> [Range<Int64>] {
+        let byStart = ranges.indices.sorted { (ranges[$0].lowerBound, $0) < (ranges[$1].lowerBound, $1) }
+        var merged: [(range: Range<Int64>, first: Int)] = []
+        for index in byStart {
+            let range = ranges[index]
+            if let last = merged.last, range.lowerBound <= last.range.upperBound {
+                merged[merged.count - 1] = (last.range.lowerBound..<max(last.range.upperBound, range.upperBound),
+                                            min(last.first, index))
+            } else {
+                merged.append((range, index))
+            }
+        }
+        return merged.sorted { $0.first < $1.first }.map(\.range)
     }
 
     /// A non-negative decimal without sign or spaces; nil otherwise (or too long for Int64).

@@ -24,22 +24,57 @@ struct Responder: Sendable {
         case range(Range<Int64>)
     }
 
-    func answer(_ head: HTTPRequestHead, body: [UInt8]) async -> Answer {
-        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, else 400.
+    /// The checks every request passes before its route is read: one `Host` (RFC 9112 §3.2),
+    /// a target in origin or absolute form, the DNS-rebinding rule on both the `Host` header
+    /// and an absolute form's authority (which names the host when present, §3.2.2).
+    enum Resolution {
+        case refused(Answer)
+        /// `base` is `http://` and the host the client named, for absolute URLs.
+        case route(Route, base: String)
+    }
+
+    func resolve(_ head: HTTPRequestHead) -> Resolution {
         let hosts = head.headers["Host"]
-        if hosts.count > 1 { return text(.badRequest, "several Host headers") }
-        if hosts.isEmpty && (head.version.major, head.version.minor) >= (1, 1) { return text(.badRequest, "no Host header") }
-        let host = hosts.first
-        guard policy.allows(host) else { return text(.forbidden, "forbidden host") }
-        let route: Route
-        do {
-            route = try Route.parse(head.uri)
-        } catch .badPath {
-            return text(.badRequest, "bad path")
-        } catch {
-            return text(.notFound, "not found")
+        if hosts.count > 1 { return .refused(text(.badRequest, "several Host headers")) }
+        if hosts.isEmpty && (head.version.major, head.version.minor) >= (1, 1) {
+            return .refused(text(.badRequest, "no Host header"))
         }
-        let base = "http://" + (host ?? "localhost")
+        let target: RequestTarget
+        do {
+            target = try RequestTarget.parse(head.uri)
+        } catch {
+            return .refused(text(.badRequest, "bad request target"))
+        }
+        // A Host header naming a foreign host is refused even when an absolute form names an
+        // allowed one: the rule stays "a foreign name in Host is 403" for every request.
+        let host = target.authority ?? hosts.first
+        guard policy.allows(host), hosts.first.map(policy.allows) ?? true else {
+            return .refused(text(.forbidden, "forbidden host"))
+        }
+        do {
+            return .route(try Route.parse(target.path), base: "http://" + (host ?? "localhost"))
+        } catch .badPath {
+            return .refused(text(.badRequest, "bad path"))
+        } catch {
+            return .refused(text(.notFound, "not found"))
+        }
+    }
+
+    /// Whether the request's body is read before answering: only a `POST /` that may add a
+    /// torrent. Every other request is answered without its body (a refused upload gets its
+    /// 403 as soon as its head is in).
+    func needsBody(_ head: HTTPRequestHead) -> Bool {
+        guard add != nil, head.method == .POST, case .route(.index, _) = resolve(head) else { return false }
+        return true
+    }
+
+    func answer(_ head: HTTPRequestHead, body: [UInt8]) async -> Answer {
+        let route: Route
+        let base: String
+        switch resolve(head) {
+        case .refused(let answer): return answer
+        case .route(let resolved, let resolvedBase): (route, base) = (resolved, resolvedBase)
+        }
         let json = head.headers["Accept"].contains { $0.lowercased().contains("application/json") }
         switch (head.method, route) {
         case (.POST, .index):
@@ -114,7 +149,7 @@ struct Responder: Sendable {
             parts = [.range(list[0])]
         case .partial(let list):
             status = .partialContent
-            let boundary = String(UInt64.random(in: 1...UInt64.max), radix: 16)
+            let boundary = Self.multipartBoundary()
             headers.add(name: "Content-Type", value: "multipart/byteranges; boundary=\(boundary)")
             parts = []
             for range in list {
@@ -144,6 +179,16 @@ struct Responder: Sendable {
         }
         return .file(status, headers, reader, parts)
     }
+
+    /// A random boundary of a fixed length (`Self.boundaryLength` hex digits), so that the
+    /// length of a multipart body, sent in `Content-Length`, is the same for a HEAD and a GET.
+    static func multipartBoundary() -> String {
+        let digits = String(UInt64.random(in: .min ... .max), radix: 16)
+        return String(repeating: "0", count: boundaryLength - digits.count) + digits
+    }
+
+    /// Hex digits of a multipart boundary (a UInt64's worth).
+    static let boundaryLength = 16
 
     private func isVerified(_ parts: [FilePart], hash: InfoHash, file: Catalog.File) -> Bool {
         parts.allSatisfy { part in

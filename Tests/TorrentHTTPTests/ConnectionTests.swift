@@ -59,4 +59,41 @@ struct ConnectionTests {
         #expect(String(decoding: result.reply, as: UTF8.self).hasPrefix("HTTP/1.1 400 "))
         #expect(result.closed, "the server kept the connection open after answering 400")
     }
+
+    @Test("a refused upload gets 403 as soon as its head is in, without waiting for the body")
+    func refusedPostAnswersAtOnce() async throws {
+        // Timeouts far longer than the wait: the answer cannot come from one of them.
+        let server = try await TestServer(TestServer.quick { $0.headerTimeout = .seconds(30); $0.idleTimeout = .seconds(30) })
+        let (reply, took) = try await server.run { server in
+            let client = try RawClient(port: server.port)
+            let started = Date()
+            try client.send("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 16000000\r\n\r\n")
+            try client.send([UInt8](repeating: 0x61, count: 100_000))
+            return (client.read(seconds: 3), Date().timeIntervalSince(started))
+        }
+        let text = String(decoding: reply.bytes, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 403 ") && text.contains("Connection: close"), "\(text.prefix(200))")
+        #expect(reply.closed, "the connection was left open after the refusal")
+        #expect(took < 2, "answered after \(took) s")
+    }
+
+    @Test("absolute-form targets are accepted, their authority under the Host rule", arguments: [
+        ("GET http://127.0.0.1:PORT/ HTTP/1.1\r\nHost: 127.0.0.1:PORT", "200"),
+        ("GET HTTP://LOCALHOST/?x=1 HTTP/1.1\r\nHost: localhost", "200"),
+        ("GET http://127.0.0.1/ HTTP/1.0", "200"),
+        ("GET http://evil.example/ HTTP/1.1\r\nHost: 127.0.0.1", "403"),
+        ("GET http://127.0.0.1/ HTTP/1.1\r\nHost: evil.example", "403"),
+        ("GET http://user@127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1", "400"),
+        ("GET http://127.0.0.1/t/\(String(repeating: "ab", count: 20))/%2e%2e/x HTTP/1.1\r\nHost: 127.0.0.1", "400"),
+        ("GET http://127.0.0.1/ HTTP/1.1", "400"),
+    ])
+    func absoluteForm(request: String, status: String) async throws {
+        let server = try await TestServer()
+        let reply = try await server.run { server in
+            let client = try RawClient(port: server.port)
+            try client.send(request.replacingOccurrences(of: "PORT", with: "\(server.port)") + "\r\nConnection: close\r\n\r\n")
+            return try client.response().head
+        }
+        #expect(reply.hasPrefix("HTTP/1.1 \(status) ") || reply.hasPrefix("HTTP/1.0 \(status) "), "\(request): \(reply)")
+    }
 }

@@ -24,6 +24,14 @@ struct ParsingTests {
         ("bytes=99999999999999999999-", ".whole"),
         ("items=0-9", ".whole"),
         ("bytes=", ".whole"),
+        // Overlapping or touching ranges are merged, in the place of the first asked.
+        ("bytes=0-9,10-19", "0..<20"),
+        ("bytes=500-599,0-9,5-14", "500..<600,0..<15"),
+        ("bytes=-100,900-", "900..<1000"),
+        ("bytes=20-29,0-9,8-25", "0..<30"),
+        ("bytes=0-9,20-29,40-49", "0..<10,20..<30,40..<50"),
+        ("bytes=40-49,20-29,0-9", "40..<50,20..<30,0..<10"),
+        ("bytes=0-0,2-2,1-1", "0..<3"),
     ] as [(String?, String)])
     func ranges(header: String?, expected: String) {
         let rendered: String
@@ -39,6 +47,48 @@ struct ParsingTests {
     func tooManyRanges() {
         let header = "bytes=" + (0..<(ByteRanges.maxRanges + 1)).map { "\($0 * 10)-\($0 * 10 + 1)" }.joined(separator: ",")
         #expect(ByteRanges.parse(header, size: 10_000) == .whole)
+    }
+
+    @Test("16 whole-entity ranges are one range: never more bytes than the entity (no amplification)")
+    func repeatedWholeRanges() {
+        let header = "bytes=" + Array(repeating: "0-", count: ByteRanges.maxRanges).joined(separator: ",")
+        #expect(ByteRanges.parse(header, size: 1000) == .partial([0..<1000]))
+        let suffixes = "bytes=" + (1...ByteRanges.maxRanges).map { "-\($0 * 100)" }.joined(separator: ",")
+        #expect(ByteRanges.parse(suffixes, size: 1000) == .partial([0..<1000]))
+    }
+
+    @Test("multipart boundaries have one length, so HEAD and GET agree on Content-Length")
+    func boundaryLength() {
+        let lengths = Set((0..<2000).map { _ in Responder.multipartBoundary().count })
+        #expect(lengths == [Responder.boundaryLength])
+    }
+
+    @Test("request targets: origin form, and absolute form (RFC 9112 §3.2.2) split into authority and path",
+          arguments: [
+              ("/t/x?y", "nil /t/x?y"),
+              ("http://127.0.0.1:8888/t/x", "127.0.0.1:8888 /t/x"),
+              ("HTTP://LocalHost/", "LocalHost /"),
+              ("http://[::1]:8888", "[::1]:8888 /"),
+              ("http://localhost?x=1", "localhost /?x=1"),
+              ("http://localhost/a/b?c", "localhost /a/b?c"),
+              ("http://user@127.0.0.1/", "400"),
+              ("http:///t/x", "400"),
+              ("http://", "400"),
+              ("https://127.0.0.1/", "400"),
+              ("ftp://127.0.0.1/", "400"),
+              ("*", "400"),
+              ("t/x", "400"),
+              ("", "400"),
+          ])
+    func targets(target: String, expected: String) {
+        let rendered: String
+        do {
+            let parsed = try RequestTarget.parse(target)
+            rendered = (parsed.authority ?? "nil") + " " + parsed.path
+        } catch {
+            rendered = "400"
+        }
+        #expect(rendered == expected, "\(target)")
     }
 
     static let hex = String(repeating: "ab", count: 20)

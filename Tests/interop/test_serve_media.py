@@ -462,7 +462,8 @@ def test_ranges_416_if_range_and_head(kit):
     response, body = served.request("GET", path, {"Range": f"bytes=0-9,{size + 5}-"})
     assert response.status == 206 and body == source[:10]
     assert response.getheader("Content-Range") == f"bytes 0-9/{size}"
-    # Several ranges, out of order and overlapping: parts in the order asked, each right.
+    # Several ranges, out of order, two of them overlapping: those two are merged (RFC 9110
+    # §14.2), in the place of the first; parts otherwise in the order asked, each right.
     response, body = served.request("GET", path, {"Range": "bytes=500-599,0-9,5-14"})
     assert response.status == 206 and int(response.getheader("Content-Length")) == len(body)
     boundary = response.getheader("Content-Type").split("boundary=")[1]
@@ -470,8 +471,18 @@ def test_ranges_416_if_range_and_head(kit):
     got = [(re.search(rb"Content-Range: bytes (\d+)-(\d+)/(\d+)", p).groups(), p.split(b"\r\n\r\n", 1)[1][:-2])
            for p in parts]
     assert got == [((b"500", b"599", str(size).encode()), source[500:600]),
-                   ((b"0", b"9", str(size).encode()), source[0:10]),
-                   ((b"5", b"14", str(size).encode()), source[5:15])]
+                   ((b"0", b"14", str(size).encode()), source[0:15])]
+    # 16 times the whole file (an amplification if sent as asked): one range, the file once.
+    response, body = served.request("GET", path, {"Range": "bytes=" + ",".join(["0-"] * 16)})
+    assert response.status == 206 and body == source
+    assert response.getheader("Content-Range") == f"bytes 0-{size - 1}/{size}"
+    response, body = served.request("GET", path, {"Range": "bytes=" + ",".join(f"-{size}" for _ in range(16))})
+    assert response.status == 206 and len(body) == size
+    # A multipart HEAD announces the length its GET sends (the boundary has one length).
+    for _ in range(40):
+        head = served.request("HEAD", path, {"Range": "bytes=0-9,20-29"})[0]
+        get, body = served.request("GET", path, {"Range": "bytes=0-9,20-29"})
+        assert int(head.getheader("Content-Length")) == int(get.getheader("Content-Length")) == len(body)
     # HEAD: the GET's headers (Content-Length of the range or of the multipart body), no body.
     response, body = served.request("HEAD", path, {"Range": "bytes=10-19"})
     assert response.status == 206 and body == b"" and response.getheader("Content-Length") == "10"
@@ -544,6 +555,20 @@ def test_host_rule_methods_playlist_and_pipelining(kit):
     reply = raw(served, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\n"
                         f"Connection: close\r\n\r\n".encode())
     assert reply[9:12] == b"400", reply[:100]
+    # Absolute-form targets (RFC 9112 §3.2.2): accepted, their authority under the same rule.
+    for target, host, want in [(f"http://127.0.0.1:{port}/t/{hexhash}/notes.txt", f"127.0.0.1:{port}", b"200"),
+                               (f"HTTP://media.lan/t/{hexhash}/notes.txt", "media.lan", b"200"),
+                               (f"http://evil.example/t/{hexhash}/notes.txt", "127.0.0.1", b"403"),
+                               (f"http://127.0.0.1/t/{hexhash}/notes.txt", "evil.example", b"403"),
+                               (f"http://x@127.0.0.1/t/{hexhash}/notes.txt", "127.0.0.1", b"400"),
+                               (f"http://127.0.0.1/t/{hexhash}/%2e%2e/secret.txt", "127.0.0.1", b"400")]:
+        reply = raw(served, f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        assert reply[9:12] == want, (target, host, reply[:100])
+        if want == b"200":
+            assert reply.endswith((root / "notes.txt").read_bytes())
+    reply = raw(served, f"GET http://localhost:{port}/t/{hexhash}.m3u HTTP/1.1\r\nHost: localhost:{port}\r\n"
+                        f"Connection: close\r\n\r\n".encode())
+    assert f"http://localhost:{port}/t/{hexhash}/clip.mp4".encode() in reply, reply[:300]
     # A Host that is no host (an unbracketed colon list) is refused too.
     assert served.request("GET", "/", host="1.2.3.4:5:6")[0].status == 403
     # A client that half-closes after its request still gets the answer, then the close.
@@ -580,4 +605,58 @@ def test_host_rule_methods_playlist_and_pipelining(kit):
     assert second.startswith(b"HTTP/1.1 200 ") and f"Content-Length: {len(clip)}".encode() in second
     third, rest = rest.split(b"\r\n\r\n", 1)
     assert third.startswith(b"HTTP/1.1 206 ") and rest == clip[-5:]
+    still_serving(served, hexhash, root)
+
+
+# The server's defaults (TorrentHTTPServer.headerTimeout, .maxConnections; docs/http.md).
+HEADER_TIMEOUT = 10.0
+MAX_CONNECTIONS = 512
+
+
+def test_idle_connections_are_closed_and_capped(kit):
+    """Connections that send nothing or stall mid-headers are closed at the header timeout;
+    beyond the cap, connections get 503 and are closed; a refused upload gets its 403 at once.
+    The server keeps serving throughout (the slow-reader tests show readers are not idle)."""
+    served, hexhash, root = kit
+    port = served.port
+    started = time.monotonic()
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT + 5)
+    stalled.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    held = [socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT + 5)
+            for _ in range(MAX_CONNECTIONS + 8)]
+    try:
+        # The first connections fill the cap (with `stalled`): the last ones are refused.
+        refused = []
+        for s in held[-8:]:
+            s.settimeout(3)
+            try:
+                refused.append(s.recv(200))
+            except (socket.timeout, ConnectionResetError) as error:
+                refused.append(repr(error).encode())
+        assert all(r.startswith(b"HTTP/1.1 503 ") for r in refused), refused
+        # A refused upload: 403 before any of its body is sent, then the connection closes.
+        for s in held[1:-8]:
+            s.close()
+        deadline = time.monotonic() + 3
+        while True:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as post:
+                post.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 16000000\r\n\r\n")
+                reply = post.recv(200)
+            if not reply.startswith(b"HTTP/1.1 503 ") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # the closed connections are not all counted out yet
+        assert reply.startswith(b"HTTP/1.1 403 "), reply
+        # The first connection and `stalled` are closed at the header timeout.
+        for s in (stalled, held[0]):
+            s.settimeout(HEADER_TIMEOUT + 5)
+            try:
+                assert s.recv(100) == b""
+            except ConnectionResetError:
+                pass
+        took = time.monotonic() - started
+        assert HEADER_TIMEOUT - 1 < took < HEADER_TIMEOUT + 4, took
+    finally:
+        stalled.close()
+        for s in held:
+            s.close()
     still_serving(served, hexhash, root)
