@@ -1,9 +1,10 @@
 /// Packets a uTP connection received ahead of a gap, held until the gap fills: slot i
 /// holds packet `ack + 2 + i`'s payload (a ring of `capacity` slots; packets further
-/// ahead are dropped). Its bitmap is the selective ack the connection sends.
+/// ahead are dropped). Its bitmap is the selective ack the connection sends. Payloads are
+/// slices of the datagrams they came in (held, not copied).
 struct UTPReorderBuffer {
     let capacity: Int
-    private var slots: [[UInt8]?]
+    private var slots: [ArraySlice<UInt8>?]
     /// Payload bytes held.
     private(set) var bytes = 0
     private(set) var count = 0
@@ -18,7 +19,7 @@ struct UTPReorderBuffer {
 
     /// Stores the payload of the packet `distance` (≥ 2) past the cumulative ack; false if
     /// it is too far ahead or held already.
-    mutating func store(_ payload: [UInt8], distance: Int) -> Bool {
+    mutating func store(_ payload: ArraySlice<UInt8>, distance: Int) -> Bool {
         guard distance >= 2, distance <= capacity else { return false }
         let index = (head + distance - 1) & (capacity - 1)
         guard slots[index] == nil else { return false }
@@ -30,7 +31,7 @@ struct UTPReorderBuffer {
 
     /// The cumulative ack moved one packet on: the slot of the new next packet is
     /// returned (its payload if it was held).
-    mutating func advance() -> [UInt8]? {
+    mutating func advance() -> ArraySlice<UInt8>? {
         // slot `head` belonged to the packet just accepted in order (never stored).
         head = (head + 1) & (capacity - 1)
         guard let payload = slots[head] else { return nil }

@@ -148,17 +148,17 @@ extension UTPSocket {
         if distance <= 0 {
             ackNow = true  // a duplicate: our ack was lost
         } else if distance == 1 {
-            delivered.append(contentsOf: packet.payload)
+            if !packet.payload.isEmpty { delivered.append(packet.payload) }
             ackNr = packet.seq
             while let payload = reorder.advance() {
-                delivered.append(contentsOf: payload)
+                if !payload.isEmpty { delivered.append(payload) }
                 ackNr &+= 1
             }
             acksOwed += 1
             if acksOwed >= 2 || reorder.count > 0 { ackNow = true }
         } else {
             if reorder.bytes + packet.payload.count <= configuration.receiveWindow {
-                _ = reorder.store(Array(packet.payload), distance: distance)
+                _ = reorder.store(packet.payload, distance: distance)
             }
             ackNow = true
         }

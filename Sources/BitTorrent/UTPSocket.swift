@@ -114,7 +114,8 @@ public final class UTPSocket {
 
     // Output.
     var datagrams: [[UInt8]] = []
-    var delivered: [UInt8] = []
+    /// Payloads delivered in order: slices of the datagrams they came in.
+    var delivered: [ArraySlice<UInt8>] = []
     var events: [Event] = []
 
     private init(recvID: UInt16, sendID: UInt16, state: State, seq: UInt16, now: Int64, configuration: Configuration) {
@@ -192,7 +193,8 @@ public final class UTPSocket {
         return datagrams
     }
 
-    public func takeDelivered() -> [UInt8] {
+    /// The bytes delivered in order since the last call, as the payloads they came in.
+    public func takeDelivered() -> [ArraySlice<UInt8>] {
         defer { delivered.removeAll(keepingCapacity: true) }
         return delivered
     }

@@ -70,7 +70,7 @@ final class UTPLink {
         for (_, bytes) in endpoint.takeReplies() { put(bytes, from: name, to: other) }
         guard let key = keys[name], let socket = endpoint.socket(key) else { return }
         for datagram in socket.takeDatagrams() { put(datagram, from: name, to: other) }
-        received[name]! += socket.takeDelivered()
+        received[name]! += socket.takeDelivered().joined()
         for event in socket.takeEvents() {
             events[name]!.append(event)
             if case .closed = event { endpoint.remove(key) }

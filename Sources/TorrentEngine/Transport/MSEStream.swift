@@ -87,8 +87,8 @@ struct MSEStream {
         if decryptor != nil { buffer.withUnsafeMutableReadableBytes { decryptor!.apply($0) } }
     }
 
-    mutating func decrypt(_ bytes: inout [UInt8]) {
-        if decryptor != nil { decryptor!.apply(&bytes) }
+    mutating func decrypt(_ bytes: UnsafeMutableRawBufferPointer) {
+        if decryptor != nil { decryptor!.apply(bytes) }
     }
 
     /// Outbound bytes once established: encrypted in place when RC4 was selected.

@@ -67,16 +67,19 @@ final class UTPTransport: PeerTransport {
     }
 
     /// Bytes the socket delivered in order: decoded into handshake, messages and blocks.
-    func deliver(_ bytes: [UInt8], to engine: Engine) {
+    func deliver(_ payloads: [ArraySlice<UInt8>], to engine: Engine) {
         guard let connection, !ended else { return }
         switch mse?.phase {
         case nil:
-            inbound.writeBytes(bytes)
+            for payload in payloads { inbound.writeBytes(payload) }
         case .established?:
-            var bytes = bytes
-            mse?.decrypt(&bytes)
-            inbound.writeBytes(bytes)
+            // Decrypted in place where it lands in the decoder's buffer.
+            let start = inbound.writerIndex - inbound.readerIndex
+            for payload in payloads { inbound.writeBytes(payload) }
+            inbound.withUnsafeMutableReadableBytes { mse?.decrypt(UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
         case .detecting?, .handshaking?:
+            var bytes = allocator.buffer(capacity: payloads.reduce(0) { $0 + $1.count })
+            for payload in payloads { bytes.writeBytes(payload) }
             guard var deliver = handshake(bytes, connection: connection, engine: engine) else { return }
             inbound.writeBuffer(&deliver)
         case .failed?:
@@ -102,8 +105,8 @@ final class UTPTransport: PeerTransport {
     }
 
     /// Feeds the MSE handshake and carries out its answer; the stream bytes it yields, if any.
-    private func handshake(_ bytes: [UInt8], connection: PeerConnection, engine: Engine) -> ByteBuffer? {
-        guard let output = mse?.receive(allocator.buffer(bytes: bytes)) else { return nil }
+    private func handshake(_ bytes: ByteBuffer, connection: PeerConnection, engine: Engine) -> ByteBuffer? {
+        guard let output = mse?.receive(bytes) else { return nil }
         let socket = service.socket(key)
         if !output.send.isEmpty { socket?.write(output.send) }
         if let failure = output.failure {
