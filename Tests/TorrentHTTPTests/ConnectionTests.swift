@@ -11,28 +11,10 @@ struct ConnectionTests {
     /// Sends `request` on a fresh connection and reads until the server closes it (true) or
     /// `seconds` pass without it closing (false).
     static func exchange(port: Int, _ request: [UInt8], seconds: Int = 5) throws -> (reply: [UInt8], closed: Bool) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
-        try #require(request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == request.count)
-        var reply: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count > 0 { reply += buffer[0..<count]; continue }
-            // 0: the server closed the connection; -1 (EAGAIN): still open when time ran out.
-            return (reply, count == 0)
-        }
+        let client = try RawClient(port: port)
+        try client.send(request)
+        let reply = client.read(seconds: Double(seconds))
+        return (reply.bytes, reply.closed)
     }
 
     @Test("a malformed request gets 400 and the connection is closed, not left open for the client to hold",
